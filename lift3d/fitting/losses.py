@@ -1,0 +1,92 @@
+"""Objective terms of the body fit: small pure functions on torch tensors.
+
+Shapes: T = frames, K = keypoints, J = joints. Every term returns a scalar that is a weighted
+*mean*, so that weights keep their meaning whatever the sequence length.
+"""
+from __future__ import annotations
+
+import torch
+
+
+def project(points: torch.Tensor, K: torch.Tensor, min_depth: float = 0.05) -> torch.Tensor:
+    """Pinhole projection of camera-frame points.
+
+    Args:
+        points: (..., 3) in the OpenCV camera frame (z forward), metres.
+        K: (3, 3) intrinsics.
+        min_depth: depths are clamped here so that a point crossing the image plane during
+            optimisation gives a large but finite residual instead of a sign flip.
+    Returns:
+        (..., 2) pixels.
+    """
+    z = points[..., 2:3].clamp(min=min_depth)
+    xy = points[..., :2] / z
+    return xy * torch.stack([K[0, 0], K[1, 1]]) + torch.stack([K[0, 2], K[1, 2]])
+
+
+def gmof(residual_sq: torch.Tensor, sigma: float) -> torch.Tensor:
+    """Geman-McClure robust penalty of squared residuals: sigma^2 r^2 / (sigma^2 + r^2).
+
+    Quadratic near zero, bounded by sigma^2 far away, so one wrong detection (a swapped
+    left/right wrist) cannot drag the whole body.
+    """
+    s2 = sigma * sigma
+    return s2 * residual_sq / (s2 + residual_sq)
+
+
+def reprojection(points_cam: torch.Tensor, observed: torch.Tensor, K: torch.Tensor,
+                 sigma_px: float) -> torch.Tensor:
+    """Robust, confidence-weighted 2D reprojection error.
+
+    Args:
+        points_cam: (T, K, 3) model keypoints in the camera frame.
+        observed: (T, K, 3) detected pixels + confidence (0 = missing).
+        K: (3, 3) intrinsics.
+        sigma_px: robustness scale in pixels.
+    Returns:
+        scalar: mean over confident keypoints of gmof(r^2) / sigma^2 (dimensionless, <= 1).
+    """
+    uv = project(points_cam, K)
+    r2 = (uv - observed[..., :2]).square().sum(-1)
+    w = observed[..., 2]
+    return (w * gmof(r2, sigma_px)).sum() / (w.sum().clamp(min=1e-6) * sigma_px**2)
+
+
+def root_relative_3d(points: torch.Tensor, target: torch.Tensor, root: list[int]) -> torch.Tensor:
+    """Confidence-weighted squared distance of root-relative 3D keypoints (metres^2).
+
+    Args:
+        points: (T, K, 3) model keypoints.
+        target: (T, K, 4) target xyz + confidence, same keypoint order.
+        root: keypoint indices whose mean is the root (e.g. both hips).
+    """
+    p = points - points[:, root].mean(1, keepdim=True)
+    q = target[..., :3] - target[:, root, :3].mean(1, keepdim=True)
+    w = target[..., 3] * target[:, root, 3].min(1, keepdim=True).values
+    return (w * (p - q).square().sum(-1)).sum() / w.sum().clamp(min=1e-6)
+
+
+def rotation_prior(rotations: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:
+    """Mean squared Frobenius distance of (T, J, 3, 3) local rotations to the rest pose.
+
+    ||R - I||_F^2 = 4 (1 - cos theta): a smooth penalty on the rotation angle.
+    """
+    eye = torch.eye(3, dtype=rotations.dtype, device=rotations.device)
+    d = (rotations - eye).square().sum((-1, -2))  # (T, J)
+    if weights is not None:
+        d = d * weights
+    return d.mean()
+
+
+def acceleration(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared second difference along time of a (T, ...) sequence (units^2/frame^4)."""
+    if x.shape[0] < 3:
+        return x.new_zeros(())
+    return (x[2:] - 2 * x[1:-1] + x[:-2]).square().sum(-1).mean()
+
+
+def velocity(x: torch.Tensor) -> torch.Tensor:
+    """Mean squared first difference along time of a (T, ...) sequence (units^2/frame^2)."""
+    if x.shape[0] < 2:
+        return x.new_zeros(())
+    return (x[1:] - x[:-1]).square().sum(-1).mean()

@@ -1,0 +1,192 @@
+"""The whole pipeline as one call: video/images -> keypoints -> 3D target -> body fit -> files.
+
+Every output file is written atomically (temporary name, then rename), and each stage's
+result is written as soon as it is ready, so an interrupted run keeps what finished.
+"""
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import numpy as np
+from tqdm.auto import tqdm
+
+from lift3d import formats
+from lift3d.fitting import FitOptions, fit_body
+from lift3d.io_utils import Lift3DError, atomic_path
+from lift3d.types import BodyFit, Camera, Joints3D, Keypoints2D
+
+
+@dataclass
+class Reconstruction:
+    """What ``reconstruct`` produced.
+
+    Attributes:
+        keypoints: (T, P, 33, 3) detected 2D keypoints (blazepose33).
+        joints3d: the 3D target the fitter used (camera axes, root-relative), if any.
+        fit: the fitted body model.
+        files: name -> path of every file written.
+    """
+
+    keypoints: Keypoints2D
+    joints3d: Joints3D | None
+    fit: BodyFit
+    files: dict[str, Path] = field(default_factory=dict)
+
+
+def reconstruct(
+    input_path: str | Path,
+    out_dir: str | Path,
+    camera: Camera | None = None,
+    fov_deg: float = 60.0,
+    model: str = "anny",
+    model_kwargs: dict | None = None,
+    fit_options: FitOptions | None = None,
+    mesh_stride: int = 1,
+    preview: bool = True,
+    progress: bool = True,
+    device: str = "cpu",
+) -> Reconstruction:
+    """Reconstruct animated 3D bodies from an image, a video or a folder of frames.
+
+    Writes into ``out_dir``: ``keypoints.npz`` (Keypoints2D), ``openpose/`` (BODY_25 JSON per
+    frame), ``fit.npz`` (BodyFit), ``meshes/frame_XXXXXX.ply`` (every ``mesh_stride``-th frame,
+    first person) and ``preview.mp4`` (2D skeleton and projected mesh over the input).
+
+    Args:
+        input_path: image file, video file or folder of frames.
+        out_dir: output folder (created).
+        camera: calibrated camera of the input; otherwise a pinhole with ``fov_deg``.
+        fov_deg: horizontal field of view assumed without calibration.
+        model: body model name ("anny", or "smpl"/"smplh"/"smplx" with ``model_kwargs``).
+        model_kwargs: body model options, e.g. ``{"model_path": ".../models"}``.
+        fit_options: fitter weights and iterations.
+        mesh_stride: write a mesh every this many frames (0 = none).
+        preview: write preview.mp4.
+        progress: tqdm progress bars.
+        device: torch device for fitting.
+    Raises:
+        Lift3DError (or its LoadError) with a one-line message on bad input.
+    """
+    from lift3d.keypoints import detect_keypoints, open_frames, write_openpose
+
+    out = Path(out_dir)
+    out.mkdir(parents=True, exist_ok=True)
+    files: dict[str, Path] = {}
+    with open_frames(input_path) as frames:
+        det = detect_keypoints(frames, progress=progress, with_world=True)
+    kp = det.keypoints
+    if kp.confidence.max() <= 0:
+        raise Lift3DError(f"no person was detected in any frame of {input_path}")
+    files["keypoints"] = out / "keypoints.npz"
+    kp.save(files["keypoints"])
+    files["openpose"] = out / "openpose"
+    write_openpose(kp, files["openpose"])
+
+    cam = camera or Camera.from_fov(kp.image_size[0], kp.image_size[1], fov_deg)
+    if cam.image_size != kp.image_size:
+        raise Lift3DError(f"the camera is for {cam.image_size[0]}x{cam.image_size[1]} images but the "
+                          f"input is {kp.image_size[0]}x{kp.image_size[1]}")
+    target = det.world  # replaced by the lifting network's output once it exists (issue 3)
+    fit = fit_body(kp, cam, target, model=model, model_kwargs=model_kwargs, options=fit_options,
+                   device=device, progress=progress)
+    files["fit"] = out / "fit.npz"
+    fit.save(files["fit"])
+
+    if mesh_stride > 0:
+        files["meshes"] = out / "meshes"
+        write_meshes(fit, files["meshes"], stride=mesh_stride, progress=progress)
+    if preview:
+        files["preview"] = out / "preview.mp4"
+        write_preview(input_path, kp, fit, files["preview"], progress=progress)
+    return Reconstruction(kp, target, fit, files)
+
+
+def write_meshes(fit: BodyFit, folder: str | Path, stride: int = 1, person: int = 0,
+                 progress: bool = True) -> list[Path]:
+    """Write one binary PLY per ``stride``-th frame of one person (trimesh), atomically."""
+    import trimesh
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = fit.body_model()
+    faces = fit.faces(model)
+    paths = []
+    frames = list(range(0, fit.num_frames, stride))
+    sub = BodyFit(fit.model_name, fit.pose[frames], fit.shape, fit.transl[frames], fit.fps,
+                  fit.frame, fit.camera, {}, fit.model_kwargs)
+    verts = sub.vertices(person, model)
+    for i, t in enumerate(tqdm(frames, desc="writing meshes", disable=not progress, leave=False)):
+        path = folder / f"frame_{t:06d}.ply"
+        mesh = trimesh.Trimesh(verts[i], faces, process=False)
+        with atomic_path(path) as tmp:
+            mesh.export(tmp, file_type="ply")
+        paths.append(path)
+    return paths
+
+
+def write_preview(input_path: str | Path, keypoints: Keypoints2D, fit: BodyFit, path: str | Path,
+                  progress: bool = True, batch: int = 32) -> Path:
+    """Overlay the 2D skeleton and the fitted mesh(es) on the input frames, as an mp4."""
+    import torch
+
+    from lift3d.demo import face_colours
+    from lift3d.keypoints import VideoWriter, open_frames
+    from lift3d.viz.render import draw_skeleton, render_mesh
+
+    model = fit.body_model()
+    faces = fit.faces(model)
+    colours = face_colours(model)
+    edges = formats.skeleton_edges(keypoints.format)
+    cam = fit.camera or Camera.from_fov(*keypoints.image_size)
+    fps = keypoints.fps if keypoints.num_frames > 1 else 1.0
+    with open_frames(input_path) as frames, VideoWriter(path, fps=fps, size=keypoints.image_size) as writer:
+        bar = tqdm(total=keypoints.num_frames, desc="writing preview", disable=not progress, leave=False)
+        t = 0
+        for frame in frames:
+            if t >= keypoints.num_frames:
+                break
+            if t % batch == 0:  # pose meshes a batch at a time: bounded memory, fewer calls
+                sl = slice(t, t + batch)
+                with torch.no_grad():
+                    verts = [
+                        model(torch.as_tensor(fit.pose[sl, p], dtype=model.dtype),
+                              torch.as_tensor(fit.shape[p][None], dtype=model.dtype),
+                              torch.as_tensor(fit.transl[sl, p], dtype=model.dtype)).vertices.numpy()
+                        for p in range(fit.num_people)
+                    ]
+            img = frame
+            for p in range(fit.num_people):
+                if keypoints.confidence[t, p].max() > 0:
+                    img = render_mesh(img, verts[p][t % batch], faces, cam, colours, alpha=0.6)
+                img = draw_skeleton(img, keypoints.data[t, p], edges)
+            writer.write(img)
+            t += 1
+            bar.update(1)
+        bar.close()
+    return Path(path)
+
+
+def joint_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """MPJPE, root-relative MPJPE and Procrustes-aligned MPJPE in mm of (T, J, 3) coco17 joints."""
+    hips = [formats.index("coco17", "left_hip"), formats.index("coco17", "right_hip")]
+    rel_p = pred - pred[:, hips].mean(1, keepdims=True)
+    rel_t = true - true[:, hips].mean(1, keepdims=True)
+    pa = np.stack([_procrustes(p, q) for p, q in zip(rel_p, rel_t)])
+    return {
+        "mpjpe_mm": float(np.linalg.norm(pred - true, axis=-1).mean() * 1000),
+        "root_relative_mpjpe_mm": float(np.linalg.norm(rel_p - rel_t, axis=-1).mean() * 1000),
+        "pa_mpjpe_mm": float(np.linalg.norm(pa - rel_t, axis=-1).mean() * 1000),
+    }
+
+
+def _procrustes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
+    """Similarity transform of (J, 3) ``x`` that best matches ``y``; returns the moved ``x``."""
+    mx, my = x.mean(0), y.mean(0)
+    xc, yc = x - mx, y - my
+    U, S, Vt = np.linalg.svd(xc.T @ yc)
+    d = np.sign(np.linalg.det(U @ Vt))
+    D = np.diag([1.0, 1.0, d])
+    R = U @ D @ Vt
+    scale = (S * np.diag(D)).sum() / (xc**2).sum()
+    return scale * xc @ R + my

@@ -1,0 +1,69 @@
+"""The body fitter recovers known synthetic poses."""
+import numpy as np
+import pytest
+import roma
+import torch
+
+from lift3d import formats
+from lift3d.fitting import FitOptions, fit_body
+from lift3d.fitting import losses
+from lift3d.io_utils import Lift3DError
+from lift3d.pipeline import joint_errors
+from lift3d.types import Camera, Joints3D, Keypoints2D
+
+
+def _synthetic(anny, T=12, noise_px=0.0, seed=0):
+    """A smooth random pose sequence of a random body, its coco17 2D projections and 3D joints."""
+    g = torch.Generator().manual_seed(seed)
+    rv = torch.zeros(T, anny.num_joints, 3)
+    base = 0.2 * torch.randn(1, len(anny.body_joints), 3, generator=g)
+    wobble = 0.15 * torch.sin(torch.linspace(0, 1, T))[:, None, None]
+    rv[:, anny.body_joints] = base + wobble
+    rv[:, 0] = torch.tensor([np.pi, 0.4, 0.0])
+    pose = roma.rotvec_to_rotmat(rv)
+    shape = torch.tensor([[0.3, -0.2, 0.1, 0.2, 0.25, 0.0]])
+    transl = torch.tensor([0.1, 0.2, 4.0]).expand(T, 3)
+    with torch.no_grad():
+        kp = anny.keypoints(anny(pose, shape, transl, vertices=False), "coco17").numpy()
+    cam = Camera.from_fov(640, 480, 60)
+    uv = cam.project(kp[..., :3]) + np.random.default_rng(seed).normal(0, noise_px, (T, 17, 2))
+    k2 = Keypoints2D(np.concatenate([uv, np.ones((T, 17, 1))], -1), "coco17", 30, (640, 480))
+    rel = kp[..., :3] - kp[:, 11:13, :3].mean(1, keepdims=True)
+    j3 = Joints3D(rel, "coco17", 30, "camera")
+    return k2, j3, cam, kp[..., :3]
+
+
+def test_recovers_known_pose_noise_free(anny):
+    k2, j3, cam, truth = _synthetic(anny)
+    fit = fit_body(k2, cam, j3, progress=False)
+    err = joint_errors(fit.keypoints3d("coco17"), truth)
+    assert err["root_relative_mpjpe_mm"] < 15, err
+    assert err["mpjpe_mm"] < 60, err  # absolute depth is the hard part of a monocular fit
+    assert np.nanmean(fit.quality["reprojection_px"]) < 1.5
+
+
+def test_recovers_pose_with_noise_and_missing_joints(anny):
+    k2, j3, cam, truth = _synthetic(anny, noise_px=3.0, seed=1)
+    data = k2.data.copy()
+    data[::3, 0, formats.index("coco17", "left_wrist"), 2] = 0.0  # dropped detections
+    data[5, 0, formats.index("coco17", "right_knee"), :2] += 150.0  # one wild outlier
+    k2 = Keypoints2D(data, "coco17", 30, (640, 480))
+    fit = fit_body(k2, cam, j3, progress=False)
+    err = joint_errors(fit.keypoints3d("coco17"), truth)
+    assert err["root_relative_mpjpe_mm"] < 30, err
+    assert err["pa_mpjpe_mm"] < 25, err
+
+
+def test_no_person_is_a_clear_error(anny):
+    k2 = Keypoints2D(np.zeros((4, 1, 17, 3)), "coco17", 30, (640, 480))
+    with pytest.raises(Lift3DError, match="no"):
+        fit_body(k2, progress=False)
+
+
+def test_robust_loss_bounds_outliers():
+    r2 = torch.tensor([0.0, 1.0, 1e6])
+    g = losses.gmof(r2, sigma=10.0)
+    assert g[0] == 0 and g[1] == pytest.approx(100 / 101)
+    assert g[2] < 100.0  # bounded by sigma^2
+    x = torch.linspace(0, 1, 10)[:, None] * torch.ones(1, 3)
+    assert losses.acceleration(x) < 1e-10 and losses.velocity(x) > 0

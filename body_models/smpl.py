@@ -62,22 +62,24 @@ class _Kind:
     url: str                   # where to register and download
     joint_names: tuple[str, ...]
     vertex_ids: dict[str, int]  # smplx's vertex ids for the face and foot keypoints
-    shape_space: int           # leading shapedirs columns that are shape (the rest: expression)
 
 
 _BODY22 = tuple(_SMPLX_JOINT_NAMES[:22])          # pelvis ... right_wrist
 _FACE3 = tuple(_SMPLX_JOINT_NAMES[22:25])         # jaw, left_eye_smplhf, right_eye_smplhf
-_HANDS30 = tuple(_SMPLX_JOINT_NAMES[25:55])       # left then right: index, middle, pinky, ring, thumb
+_HANDS30 = tuple(_SMPLX_JOINT_NAMES[25:55])       # left, right: index middle pinky ring thumb
 
 KINDS: dict[str, _Kind] = {
     "smpl": _Kind("SMPL", "SMPL", "https://smpl.is.tue.mpg.de",
-                  _BODY22 + ("left_hand", "right_hand"), _SMPLX_VERTEX_IDS["smplh"], 300),
+                  _BODY22 + ("left_hand", "right_hand"), _SMPLX_VERTEX_IDS["smplh"]),
     # SMPL-H shares SMPL's topology, so smplx draws its extra vertices from the same table.
     "smplh": _Kind("SMPL-H", "SMPLH", "https://mano.is.tue.mpg.de",
-                   _BODY22 + _HANDS30, _SMPLX_VERTEX_IDS["smplh"], 300),
+                   _BODY22 + _HANDS30, _SMPLX_VERTEX_IDS["smplh"]),
     "smplx": _Kind("SMPL-X", "SMPLX", "https://smpl-x.is.tue.mpg.de",
-                   _BODY22 + _FACE3 + _HANDS30, _SMPLX_VERTEX_IDS["smplx"], 300),
+                   _BODY22 + _FACE3 + _HANDS30, _SMPLX_VERTEX_IDS["smplx"]),
 }
+# SMPL-X v1.1 files store 300 shape then 100 expression directions in ``shapedirs``; v1.0
+# files 10 + 10 (smplx's own reading of the array).
+SMPLX_SHAPE_SPACE, SMPLX_EXPRESSION_SPACE = 300, 100
 
 # Native keypoints, named in the lift3d.formats vocabulary: ("j", kinematic joint) or
 # ("v", key of smplx.vertex_ids). Face and feet come from surface vertices because the
@@ -104,21 +106,18 @@ KEYPOINT_SOURCES: tuple[tuple[str, str, str], ...] = (
 
 
 def default_models_dir() -> Path:
-    """The folder searched when no ``model_path`` is given: ``$LIFT3D_MODELS`` or ``~/.lift3d/models``."""
+    """The folder searched when no ``model_path`` is given: $LIFT3D_MODELS or ~/.lift3d/models."""
     env = os.environ.get(MODELS_ENV)
     return Path(env).expanduser() if env else DEFAULT_MODELS_DIR.expanduser()
 
 
 def _candidates(kind: str, gender: str, folder: Path) -> list[tuple[Path, tuple[str, ...]]]:
-    """(folder, accepted file names) pairs to try, in order; names are lower case.
-
-    npz comes before pkl: it needs no unpickling at all.
-    """
-    stem = f"{KINDS[kind].prefix}_{gender}".lower()
+    """(folder, file names) pairs to try, in order. npz before pkl: it needs no unpickling."""
+    stem = f"{KINDS[kind].prefix}_{gender.upper()}"
     names = (stem + ".npz", stem + ".pkl")
     out = [(folder / kind, names), (folder, names)]
     if kind == "smpl":
-        # Names of the files as downloaded from smpl.is.tue.mpg.de (v1.0 and v1.1, and the
+        # Names of the files as downloaded from smpl.is.tue.mpg.de (v1.1, v1.0 and the
         # SMPLify neutral model), so users need not rename them.
         short = {"neutral": "neutral", "male": "m", "female": "f"}[gender]
         downloaded = tuple(f"basicmodel_{short}_lbs_10_207_0_v1.{minor}.0.pkl" for minor in (1, 0))
@@ -130,13 +129,14 @@ def _candidates(kind: str, gender: str, folder: Path) -> list[tuple[Path, tuple[
 
 
 def _find_in(folder: Path, names: tuple[str, ...]) -> Path | None:
-    """The first of ``names`` present in ``folder``, compared case-insensitively."""
+    """The first of ``names`` present in ``folder``, compared case-insensitively (the
+    downloads spell them basicModel_f_..., SMPLH_female.pkl, ...)."""
     if not folder.is_dir():
         return None
     present = {p.name.lower(): p for p in folder.iterdir() if p.is_file()}
     for n in names:
-        if n in present:
-            return present[n]
+        if n.lower() in present:
+            return present[n.lower()]
     return None
 
 
@@ -144,19 +144,18 @@ def _missing_message(kind: str, gender: str, searched: list[Path], target: Path)
     k = KINDS[kind]
     env = os.environ.get(MODELS_ENV)
     env_note = f"currently {env!r}" if env else "currently unset"
-    looked = "\n".join(f"  {p}" for p in searched)
+    folders = sorted({str(p.parent) for p in searched})
     hint = ""
     if kind == "smplh" and gender == "neutral":
-        hint = ("\nThe SMPL+H release of the MANO site has male and female files; use "
-                "gender='male' or 'female', or its 'extended SMPL+H' download, which has a neutral one.")
+        hint = (" (the SMPL+H release of the MANO site has male and female files: use gender "
+                "'male' or 'female', or its 'extended SMPL+H' download, which has a neutral one)")
+    # One line: the CLI prints it as its single error line.
     return (
-        f"{k.label} model file ({gender}) not found. Looked for:\n{looked}\n"
-        f"The {k.label} files are licensed and cannot ship with lift3d: register at {k.url}, "
-        f"accept the licence, download the model and put the file at\n  {target}\n"
-        f"(or {target.with_suffix('.pkl').name} in the same folder; likewise _MALE / _FEMALE). "
-        f"To keep the files elsewhere, set the {MODELS_ENV} environment variable ({env_note}) "
-        f"to the folder that holds '{kind}/', or pass model_path= (a folder or the file itself)."
-        f"{hint}"
+        f"{k.label} model file ({gender}) not found in {', '.join(folders)}; the {k.label} files are "
+        f"licensed and cannot ship with lift3d: register at {k.url}, accept the licence, download "
+        f"the model and put it at {target} (.npz or .pkl; likewise _MALE/_FEMALE), or set "
+        f"{MODELS_ENV} ({env_note}) to the folder holding '{kind}/', or pass model_path= / "
+        f"--model-path{hint}"
     )
 
 
@@ -183,19 +182,17 @@ def find_model_file(kind: str, model_path: str | os.PathLike | None = None,
         hit = _find_in(sub, names)
         if hit is not None:
             return hit
-        searched += [sub / (n.upper() if n.startswith(KINDS[kind].prefix.lower() + "_") else n)
-                     for n in names]
-    # Present the canonical file names as smplx spells them (SMPLX_NEUTRAL.npz).
-    target = folder / kind / f"{KINDS[kind].prefix}_{gender.upper()}.{'pkl' if kind == 'smpl' else 'npz'}"
-    searched = [p.with_name(p.stem.upper() + p.suffix.lower()) if p.name.upper().startswith(
-        KINDS[kind].prefix + "_") else p for p in searched]
+        searched += [sub / n for n in names]
+    ext = "pkl" if kind == "smpl" else "npz"  # the format each official download comes in
+    target = folder / kind / f"{KINDS[kind].prefix}_{gender.upper()}.{ext}"
     raise BodyModelError(_missing_message(kind, gender, searched, target))
 
 
 def _check_kind_gender(kind: str, gender: str) -> tuple[str, str]:
     kind, gender = str(kind).lower(), str(gender).lower()
     if kind not in KINDS:
-        raise BodyModelError(f"unknown SMPL-family model {kind!r}; choose one of {', '.join(KINDS)}")
+        raise BodyModelError(f"unknown SMPL-family model {kind!r}; "
+                             f"choose one of {', '.join(KINDS)}")
     if gender not in GENDERS:
         raise BodyModelError(f"unknown gender {gender!r} for {KINDS[kind].label}; "
                              f"choose one of {', '.join(GENDERS)}")
@@ -204,6 +201,10 @@ def _check_kind_gender(kind: str, gender: str) -> tuple[str, str]:
 
 # --------------------------------------------------------------------------------------------
 # Reading the file without running code
+
+
+class _Refused(pickle.UnpicklingError):
+    """The pickle asked for something outside the allow-list (as opposed to being corrupt)."""
 
 
 class _ChumpyStub:
@@ -292,20 +293,38 @@ def _numpy_core() -> Any:
     return core if core is not None and hasattr(core, "multiarray") else np.core
 
 
+class _Guarded:
+    """An allowed function as the unpickler hands it out. A pickle can apply BUILD (set state)
+    to any object it holds, globals included; this wrapper refuses that, so a file cannot
+    change the loader's own functions (their defaults or attributes) for later loads."""
+
+    __slots__ = ("_fn",)
+
+    def __init__(self, fn: Any) -> None:
+        object.__setattr__(self, "_fn", fn)
+
+    def __call__(self, *args: Any) -> Any:
+        return self._fn(*args)
+
+    def __setstate__(self, state: Any) -> None:
+        raise _Refused(f"refusing to modify {self._fn.__name__}")
+
+
 def _safe_reconstructor(cls: Any, base: Any, state: Any) -> Any:
     """Stand-in for ``copyreg._reconstructor`` (protocol 0/1 pickles of new-style objects):
     only ever instantiates the inert stubs, never runs another class's ``__new__``/``__init__``."""
     if isinstance(cls, type) and issubclass(cls, (_ChumpyStub, _SparseStub)) and base is object:
         return cls.__new__(cls)
-    raise pickle.UnpicklingError(f"refusing to reconstruct {cls!r}")
+    raise _Refused(f"refusing to reconstruct {cls!r}")
 
 
 def _safe_codecs_encode(obj: Any, encoding: str = "utf-8", errors: str = "strict") -> bytes:
     """Stand-in for ``_codecs.encode``: Python 3 writes bytes in protocol 0-2 pickles as
     ``_codecs.encode(text, 'latin1')``; nothing else is allowed through."""
-    if isinstance(obj, str) and encoding.replace("-", "").replace("_", "").lower() in ("latin1", "iso88591"):
+    norm = str(encoding).replace("-", "").replace("_", "").lower()
+    if isinstance(obj, str) and norm in ("latin1", "iso88591"):
         return obj.encode("latin1")
-    raise pickle.UnpicklingError(f"refusing _codecs.encode with encoding {encoding!r}")
+    raise _Refused(f"refusing _codecs.encode with encoding {encoding!r}")
 
 
 class _RestrictedUnpickler(pickle.Unpickler):
@@ -322,9 +341,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
     - anything in ``chumpy`` -> an inert ``_ChumpyStub`` subclass that keeps its state;
     - scipy CSC / CSR matrices -> ``_SparseStub``, rebuilt as dense arrays with numpy.
 
-    Everything else raises ``pickle.UnpicklingError``. Module names arrive raw (Python 2
-    spellings such as ``copy_reg`` and ``__builtin__`` included) because this override skips
-    pickle's own name fixing.
+    Everything else raises ``_Refused`` (a ``pickle.UnpicklingError``). Module names arrive
+    raw (Python 2 spellings such as ``copy_reg`` and ``__builtin__`` included) because this
+    override skips pickle's own name fixing.
     """
 
     def find_class(self, module: str, name: str) -> Any:
@@ -339,9 +358,9 @@ class _RestrictedUnpickler(pickle.Unpickler):
         if module in ("builtins", "__builtin__") and name in ("set", "frozenset", "object"):
             return {"set": set, "frozenset": frozenset, "object": object}[name]
         if module in ("copyreg", "copy_reg") and name == "_reconstructor":
-            return _safe_reconstructor
+            return _Guarded(_safe_reconstructor)
         if module == "_codecs" and name == "encode":
-            return _safe_codecs_encode
+            return _Guarded(_safe_codecs_encode)
         if module == "chumpy" or module.startswith("chumpy."):
             return _chumpy_stub(module, name)
         if module == "scipy.sparse" or module.startswith("scipy.sparse."):
@@ -349,21 +368,20 @@ class _RestrictedUnpickler(pickle.Unpickler):
                 return _SparseStub
             if name in ("csr_matrix", "csr_array"):
                 return _CsrStub
-        raise pickle.UnpicklingError(f"global '{module}.{name}' is not allowed in a model file")
+        raise _Refused(f"global '{module}.{name}' is not allowed in a model file")
 
 
 def _to_numpy(obj: Any, what: str) -> np.ndarray:
-    """A loaded value as a plain numpy array (stubs resolved)."""
+    """A loaded value as a plain numeric numpy array (stubs resolved)."""
     if isinstance(obj, (_ChumpyStub, _SparseStub)):
         return obj.value()
-    if isinstance(obj, np.ndarray) and obj.dtype != object:
-        return obj
     try:
-        arr = np.asarray(obj, dtype=np.float64 if isinstance(obj, np.ndarray) else None)
+        arr = np.asarray(obj)
+        if arr.dtype == object:  # e.g. a Python 2 list of floats pickled as an object array
+            arr = arr.astype(np.float64)
     except (TypeError, ValueError):
-        arr = None
-    if arr is None or arr.dtype == object:
-        raise BodyModelError(f"'{what}' in the model file is a {type(obj).__name__}, not an array")
+        raise BodyModelError(f"'{what}' in the model file is a {type(obj).__name__}, "
+                             "not an array") from None
     return arr
 
 
@@ -401,10 +419,11 @@ def load_model_arrays(path: str | os.PathLike, kind: str = "smpl") -> dict[str, 
             data = _RestrictedUnpickler(f, encoding="latin1").load()
     except BodyModelError:
         raise
-    except pickle.UnpicklingError as e:
+    except _Refused as e:
         raise BodyModelError(f"refusing to load {path}: {e}. Model files hold only arrays; "
-                             f"this one asks to run code, so it is not an official "
-                             f"{KINDS[kind].label} file (get those from {KINDS[kind].url}).") from None
+                             f"this one asks for other Python objects, which could run code, so "
+                             f"it is not an official {KINDS[kind].label} file (get those from "
+                             f"{KINDS[kind].url}).") from None
     except ValueError as e:  # np.load on object arrays, corrupt zip members
         raise _unreadable(path, kind, str(e)) from None
     except Exception as e:  # truncated or foreign file: EOFError, zipfile.BadZipFile, ...
@@ -414,7 +433,10 @@ def load_model_arrays(path: str | os.PathLike, kind: str = "smpl") -> dict[str, 
     missing = [k for k in REQUIRED_KEYS if k not in data]
     if missing:
         raise _unreadable(path, kind, f"missing {', '.join(missing)}")
-    return {k: _to_numpy(data[k], k) for k in REQUIRED_KEYS}
+    try:
+        return {k: _to_numpy(data[k], k) for k in REQUIRED_KEYS}
+    except BodyModelError as e:  # add the file's name to what the stubs report
+        raise _unreadable(path, kind, str(e)) from None
 
 
 # --------------------------------------------------------------------------------------------
@@ -479,11 +501,12 @@ class SMPLFamily(BodyModel):
         if max(kp_vertex_ids) >= V:
             raise _unreadable(path, kind, f"{V} vertices, fewer than {info.label}'s topology has")
 
-        # SMPL-X stores shape then expression directions in one array: the first 300 columns
-        # are shape when there are 400 of them, otherwise (v1.0 files: 10 + 10) the first 10.
+        # SMPL-X keeps its expression directions after the shape ones in the same array;
+        # expression stays zero (neutral face), so only the shape columns are kept.
         available = shapedirs.shape[2]
         if kind == "smplx":
-            available = info.shape_space if available >= info.shape_space + 100 else min(10, available)
+            full = SMPLX_SHAPE_SPACE + SMPLX_EXPRESSION_SPACE
+            available = SMPLX_SHAPE_SPACE if available >= full else min(10, available)
         if num_betas > available:
             warnings.warn(f"{info.label} file {path.name} has {available} shape parameters; "
                           f"using {available} instead of {num_betas}", stacklevel=2)
@@ -491,8 +514,7 @@ class SMPLFamily(BodyModel):
         shapedirs = shapedirs[:, :, :S]
         # smplx's layout: (V, 3, P) in the file -> (P, V * 3) so that pose_feature @ posedirs.
         P = 9 * (J - 1)
-        posedirs = posedirs.reshape(V * 3, P).T if posedirs.ndim == 2 and posedirs.shape == (V * 3, P) \
-            else posedirs.reshape(-1, P).T
+        posedirs = posedirs.reshape(-1, P).T
 
         parents = kintree[0].copy()
         parents[0] = -1

@@ -52,14 +52,15 @@ def _rot(axis: str, angle: np.ndarray) -> torch.Tensor:
     return roma.rotvec_to_rotmat(torch.as_tensor(vec, dtype=torch.float32))
 
 
-def demo_motion(model: body_models.BodyModel, num_frames: int) -> torch.Tensor:
-    """(T, J, 3, 3) a procedural motion: walking in place, swinging arms, then a wave.
+def demo_motion(model: body_models.BodyModel, num_frames: int, fps: float = 30.0) -> torch.Tensor:
+    """(T, J, 3, 3) a procedural, periodic motion: walking in place (one step a second),
+    swinging arms, a left-arm wave rising and falling every 4 s, and a slow turn.
 
     Rotations are in world axes (Y up, body facing +Z): a negative angle about X swings a
     limb forward, a positive angle about Z lifts the left arm sideways.
     """
-    t = np.linspace(0.0, 1.0, num_frames)
-    phase = 2 * np.pi * 2.0 * t  # two steps per clip
+    t = np.arange(num_frames) / fps
+    phase = 2 * np.pi * t
     pose = model.rest_pose(num_frames).clone()
     j = model.joint_names.index
     step_l, step_r = np.maximum(0, np.sin(phase)), np.maximum(0, -np.sin(phase))
@@ -69,11 +70,11 @@ def demo_motion(model: body_models.BodyModel, num_frames: int) -> torch.Tensor:
     pose[:, j("lowerleg01.R")] = _rot("x", 1.2 * step_r)
     pose[:, j("upperarm01.R")] = _rot("x", 0.5 * np.sin(phase))
     pose[:, j("lowerarm01.R")] = _rot("x", np.full(num_frames, -0.5))
-    wave = np.clip((t - 0.35) / 0.25, 0, 1)  # the left arm rises during the second half
+    wave = 0.5 - 0.5 * np.cos(2 * np.pi * t / 4.0)
     pose[:, j("upperarm01.L")] = _rot("z", 1.9 * wave) @ _rot("x", -0.5 * np.sin(phase) * (1 - wave))
     pose[:, j("lowerarm01.L")] = _rot("z", 0.6 * wave + 0.3 * wave * np.sin(3 * phase))
     pose[:, j("spine03")] = _rot("x", 0.08 * np.sin(2 * phase))
-    pose[:, 0] = _rot("x", np.full(num_frames, np.pi)) @ _rot("y", 0.6 * np.sin(np.pi * t))
+    pose[:, 0] = _rot("x", np.full(num_frames, np.pi)) @ _rot("y", 0.6 * np.sin(2 * np.pi * t / 4.0))
     return pose
 
 
@@ -104,19 +105,22 @@ def make_demo_clip(path: str | Path, seconds: float = 2.0, fps: float = 30.0,
 
     model = body_models.load("anny")
     T = max(2, int(round(seconds * fps)))
-    pose = demo_motion(model, T)
+    pose = demo_motion(model, T, fps)
     shape = torch.tensor([[0.2, 0.0, 0.1, 0.0, 0.3, 0.0]], dtype=model.dtype)
     transl = torch.tensor([0.0, 0.1, 3.6], dtype=model.dtype).expand(T, 3)
     camera = Camera.from_fov(size[0], size[1], 55.0)
     with torch.no_grad():
-        out = model(pose, shape, transl)
-        kp3d = model.keypoints(out, "coco17")[..., :3].numpy().astype(np.float64)
+        kp3d = model.keypoints(model(pose, shape, transl, vertices=False), "coco17")[..., :3].numpy().astype(np.float64)
     colours = face_colours(model)
     w, h = size
     ramp = np.linspace(90, 200, h)[:, None, None] * np.ones((1, w, 3))
     background = (ramp * np.array([1.0, 0.97, 0.9])).astype(np.uint8)
     faces = model.faces.cpu().numpy()
+    batch = 32  # meshes are posed a batch at a time so a long clip needs little memory
     with VideoWriter(path, fps=fps, size=size) as writer:
-        for t in tqdm(range(T), desc="rendering demo clip", disable=not progress, leave=False):
-            writer.write(render_mesh(background, out.vertices[t].numpy(), faces, camera, colours))
+        for s in tqdm(range(0, T, batch), desc="rendering demo clip", disable=not progress, leave=False):
+            with torch.no_grad():
+                verts = model(pose[s:s + batch], shape, transl[s:s + batch]).vertices.numpy()
+            for v in verts:
+                writer.write(render_mesh(background, v, faces, camera, colours))
     return DemoClip(Path(path), camera, kp3d, fps)

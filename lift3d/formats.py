@@ -64,8 +64,8 @@ DERIVED: dict[str, dict[str, float]] = {
     "pelvis": {"left_hip": 0.5, "right_hip": 0.5},
     "spine": {"pelvis": 0.5, "neck": 0.5},
     "head": {"left_ear": 0.5, "right_ear": 0.5},
-    # Top of the skull: continue the neck->ear-centre direction by ~0.8 of its length.
-    "head_top": {"head": 1.8, "neck": -0.8},
+    # Top of the skull: continue the neck->ear-centre direction by 0.6 of its length (CMU mocap ratio).
+    "head_top": {"head": 1.6, "neck": -0.6},
     "left_big_toe": {"left_foot_index": 1.0},
     "right_big_toe": {"right_foot_index": 1.0},
     "left_foot_index": {"left_big_toe": 1.0},

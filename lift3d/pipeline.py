@@ -68,8 +68,11 @@ def reconstruct(
     Raises:
         Lift3DError (or its LoadError) with a one-line message on bad input.
     """
+    import body_models
     from lift3d.keypoints import detect_keypoints, open_frames, write_openpose
 
+    # Build the body model first: missing SMPL files should fail before minutes of detection.
+    body = body_models.load(model, device=device, **(model_kwargs or {}))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -88,7 +91,7 @@ def reconstruct(
         raise Lift3DError(f"the camera is for {cam.image_size[0]}x{cam.image_size[1]} images but the "
                           f"input is {kp.image_size[0]}x{kp.image_size[1]}")
     target = det.world  # replaced by the lifting network's output once it exists (issue 3)
-    fit = fit_body(kp, cam, target, model=model, model_kwargs=model_kwargs, options=fit_options,
+    fit = fit_body(kp, cam, target, model=body, model_kwargs=model_kwargs, options=fit_options,
                    device=device, progress=progress)
     files["fit"] = out / "fit.npz"
     fit.save(files["fit"])

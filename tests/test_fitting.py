@@ -21,7 +21,8 @@ def _synthetic(anny, T=12, noise_px=0.0, seed=0):
     rv[:, anny.body_joints] = base + wobble
     rv[:, 0] = torch.tensor([np.pi, 0.4, 0.0])
     pose = roma.rotvec_to_rotmat(rv)
-    shape = torch.tensor([[0.3, -0.2, 0.1, 0.2, 0.25, 0.0]])
+    shape = torch.tensor([[0.3, -0.2, 0.1, 0.2, 0.25, 0.0]]) if anny.name == "anny" else \
+        0.5 * torch.randn(1, anny.num_shape, generator=g)
     transl = torch.tensor([0.1, 0.2, 4.0]).expand(T, 3)
     with torch.no_grad():
         kp = anny.keypoints(anny(pose, shape, transl, vertices=False), "coco17").numpy()
@@ -52,6 +53,23 @@ def test_recovers_pose_with_noise_and_missing_joints(anny):
     err = joint_errors(fit.keypoints3d("coco17"), truth)
     assert err["root_relative_mpjpe_mm"] < 30, err
     assert err["pa_mpjpe_mm"] < 25, err
+
+
+def test_fits_the_smpl_family_too(tmp_path):
+    """The same fitter drives an SMPL model (a synthetic one in the smplx file layout)."""
+    from test_smpl_model import make_model_data
+
+    from body_models.smpl import SMPLFamily
+
+    (tmp_path / "smpl").mkdir()
+    np.savez(tmp_path / "smpl" / "SMPL_NEUTRAL.npz", **make_model_data("smpl"))
+    smpl = SMPLFamily("smpl", model_path=tmp_path)
+    k2, j3, cam, truth = _synthetic(smpl, seed=2)
+    fit = fit_body(k2, cam, j3, model=smpl, progress=False)
+    assert fit.model_name == "smpl" and fit.pose.shape[2] == 24
+    err = joint_errors(fit.keypoints3d("coco17", model=smpl), truth)
+    assert err["root_relative_mpjpe_mm"] < 20, err
+    assert np.nanmean(fit.quality["reprojection_px"]) < 2.0
 
 
 def test_no_person_is_a_clear_error(anny):

@@ -146,10 +146,8 @@ def fit_body(
     opts = options or FitOptions()
     model_kwargs = dict(model_kwargs or {})
     if isinstance(model, str):
-        model_name = model
         model = body_models.load(model, device=device, **model_kwargs)
-    else:
-        model_name = model.name
+    model_name = model.name
     cam = camera or Camera.from_fov(*keypoints.image_size)
     T, P = keypoints.num_frames, keypoints.num_people
     poses, shapes, transls = [], [], []

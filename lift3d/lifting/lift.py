@@ -1,0 +1,137 @@
+"""Lift tracked 2D keypoints to 3D joints with the shipped temporal network."""
+from __future__ import annotations
+
+from collections import deque
+from pathlib import Path
+
+import numpy as np
+import torch
+
+from lift3d import formats
+from lift3d.io_utils import LoadError
+from lift3d.lifting.data import INPUT_FORMAT, OUTPUT_FORMAT, ROOT, normalize_2d
+from lift3d.lifting.model import Lifter
+from lift3d.types import Camera, Joints3D, Keypoints2D
+
+WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "lifter.pt"
+_CACHE: dict[tuple[str, str], Lifter] = {}
+
+
+def load_lifter(path: str | Path | None = None, device: str | torch.device = "cpu") -> Lifter:
+    """The lifting network with its weights (the shipped ones by default), in eval mode."""
+    path = Path(path) if path else WEIGHTS
+    key = (str(path), str(device))
+    if key in _CACHE:
+        return _CACHE[key]
+    if not path.is_file():
+        raise LoadError(f"lifting weights not found at {path}; train them with "
+                        "`python -m lift3d.lifting.train` (see docs/BENCHMARKS.md)")
+    try:
+        ckpt = torch.load(path, map_location="cpu", weights_only=True)
+        net = Lifter(**ckpt["config"])
+        net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+    except (RuntimeError, KeyError, TypeError, EOFError, OSError) as e:
+        raise LoadError(f"cannot read lifting weights {path} ({e})") from None
+    net = net.to(device).eval()
+    _CACHE[key] = net
+    return net
+
+
+def root_translation(rel3d: np.ndarray, kp2d: np.ndarray, K: np.ndarray) -> np.ndarray:
+    """Camera-frame root positions that best explain the 2D keypoints given root-relative 3D.
+
+    For each joint, u = f (X + tx) / (Z + tz) + c is linear in t once multiplied out, so t is a
+    confidence-weighted linear least-squares solution per frame.
+
+    Args:
+        rel3d: (T, J, 3) root-relative joints, camera axes.
+        kp2d: (T, J, 3) the same joints' pixels + confidence.
+        K: (3, 3) intrinsics.
+    Returns:
+        (T, 3) root positions; frames without enough confident joints are interpolated.
+    """
+    T = rel3d.shape[0]
+    f = np.array([K[0, 0], K[1, 1]])
+    c = K[:2, 2]
+    out = np.full((T, 3), np.nan)
+    for t in range(T):
+        w = kp2d[t, :, 2]
+        ok = w > 0.05
+        if ok.sum() < 3:
+            continue
+        d = kp2d[t, ok, :2] - c  # (n, 2)
+        P = rel3d[t, ok]
+        A = np.zeros((2 * ok.sum(), 3))
+        b = np.zeros(2 * ok.sum())
+        for k in range(2):
+            A[k::2, k] = f[k]
+            A[k::2, 2] = -d[:, k]
+            b[k::2] = d[:, k] * P[:, 2] - f[k] * P[:, k]
+        sw = np.repeat(np.sqrt(w[ok]), 2)
+        out[t] = np.linalg.lstsq(A * sw[:, None], b * sw, rcond=None)[0]
+    valid = np.isfinite(out).all(1)
+    if valid.any():
+        idx = np.arange(T)
+        for k in range(3):
+            out[:, k] = np.interp(idx, idx[valid], out[valid, k])
+    else:
+        out[:] = 0.0
+    return out
+
+
+def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | None = None,
+         device: str | torch.device = "cpu") -> Joints3D:
+    """Lift every tracked person's 2D keypoints to 3D h36m17 joints.
+
+    Args:
+        keypoints2d: (T, P, J, 3) in any format that can give coco17.
+        camera: intrinsics of the video. With it, the joints are absolute camera-frame
+            positions (root trajectory solved from the 2D); without it, root-relative
+            (pelvis at the origin) in camera axes.
+        net: a Lifter; the shipped one by default.
+        device: torch device.
+    Returns:
+        Joints3D (T, P, 17, 3), format h36m17, frame "camera"; confidence 0 on frames where the
+        person was not detected at all.
+    """
+    net = net or load_lifter(device=device)
+    kp = formats.convert(keypoints2d.data, keypoints2d.format, INPUT_FORMAT)  # (T, P, 17, 3)
+    T, P = kp.shape[:2]
+    x = np.stack([normalize_2d(kp[:, p]) for p in range(P)])  # (P, T, 17, 3)
+    dev = next(net.parameters()).device
+    with torch.no_grad():
+        rel = net(torch.as_tensor(x, dtype=torch.float32, device=dev)).double().cpu().numpy()
+    rel = rel - rel[:, :, ROOT:ROOT + 1]
+    seen = (kp[..., 2] > 0).any(-1).T  # (P, T)
+    conf = np.repeat(seen[..., None], rel.shape[2], -1).astype(np.float64)
+    out = rel.copy()
+    if camera is not None:
+        W, avail = formats.conversion_matrix(OUTPUT_FORMAT, INPUT_FORMAT)
+        for p in range(P):
+            rel_in = np.einsum("ds,tsc->tdc", W, rel[p])  # output joints at the input's names
+            kp_p = kp[:, p].copy()
+            kp_p[:, ~avail, 2] = 0.0
+            out[p] = rel[p] + root_translation(rel_in, kp_p, camera.K)[:, None]
+    return Joints3D(out.transpose(1, 0, 2, 3), OUTPUT_FORMAT, keypoints2d.fps, "camera",
+                    conf.transpose(1, 0, 2))
+
+
+class StreamingLifter:
+    """Lift one new frame at a time from the last ``receptive_field`` frames (online use).
+
+    The newest frame sits at the right edge of the window, padded by repetition, so the output
+    has no delay; accuracy is a little below the offline ``lift`` which also sees the future.
+    """
+
+    def __init__(self, net: Lifter | None = None, fmt: str = INPUT_FORMAT) -> None:
+        self.net = net or load_lifter()
+        self.fmt = fmt
+        self.window: deque[np.ndarray] = deque(maxlen=self.net.receptive_field // 2 + 1)
+
+    def push(self, keypoints: np.ndarray) -> np.ndarray:
+        """(J, 3) pixels + confidence of one frame -> (17, 3) root-relative h36m17 joints."""
+        self.window.append(formats.convert(np.asarray(keypoints)[None], self.fmt, INPUT_FORMAT)[0])
+        x = normalize_2d(np.stack(self.window))
+        with torch.no_grad():
+            y = self.net(torch.as_tensor(x[None], dtype=torch.float32))[0, -1].double().numpy()
+        return y - y[ROOT]

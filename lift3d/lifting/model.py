@@ -1,0 +1,82 @@
+"""The temporal 2D->3D lifting network, in the style of VideoPose3D's dilated convolutions.
+
+Input: per frame, J 2D keypoints normalised by the person's box (x, y) plus their confidence,
+so a missing joint is (0, 0, 0) and the network knows it is missing. Output: per frame, J
+root-relative 3D joints in metres, in camera axes (OpenCV: x right, y down, z forward).
+
+Dilations 1, 3, 9 with kernel 3 give a receptive field of 27 frames. The sequence is padded
+by repeating its first and last frames, so any length (even 1 frame) gives one output a frame.
+With ``kernel=1`` the same stack is the single-frame baseline of the same size.
+"""
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class TemporalBlock(nn.Module):
+    """Dilated conv + 1x1 conv with a residual connection (valid padding: shortens by 2*dilation)."""
+
+    def __init__(self, channels: int, kernel: int, dilation: int, dropout: float) -> None:
+        super().__init__()
+        self.trim = (kernel - 1) * dilation // 2
+        self.conv = nn.Conv1d(channels, channels, kernel, dilation=dilation, bias=False)
+        self.bn = nn.BatchNorm1d(channels, momentum=0.1)
+        self.mix = nn.Conv1d(channels, channels, 1, bias=False)
+        self.bn_mix = nn.BatchNorm1d(channels, momentum=0.1)
+        self.drop = nn.Dropout(dropout)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, C, L) -> (B, C, L - 2 * trim)."""
+        res = x[:, :, self.trim: x.shape[2] - self.trim]
+        x = self.drop(torch.relu(self.bn(self.conv(x))))
+        x = self.drop(torch.relu(self.bn_mix(self.mix(x))))
+        return res + x
+
+
+class Lifter(nn.Module):
+    """Temporal convolutional lifter.
+
+    Args:
+        num_joints: J, joints in and out.
+        channels: width of every layer.
+        kernel: 3 for the temporal model, 1 for the single-frame baseline.
+        dilations: one block per dilation after the input layer.
+        dropout: dropout probability during training.
+    """
+
+    def __init__(self, num_joints: int = 17, channels: int = 384, kernel: int = 3,
+                 dilations: tuple[int, ...] = (3, 9), dropout: float = 0.2) -> None:
+        super().__init__()
+        self.num_joints = num_joints
+        self.config = {"num_joints": num_joints, "channels": channels, "kernel": kernel,
+                       "dilations": list(dilations), "dropout": dropout}
+        self.expand = nn.Conv1d(3 * num_joints, channels, kernel, bias=False)
+        self.bn = nn.BatchNorm1d(channels, momentum=0.1)
+        self.drop = nn.Dropout(dropout)
+        self.blocks = nn.ModuleList(TemporalBlock(channels, kernel, d, dropout) for d in dilations)
+        self.head = nn.Conv1d(channels, 3 * num_joints, 1)
+        self.pad = (kernel - 1) // 2 + sum((kernel - 1) * d // 2 for d in dilations)
+
+    @property
+    def receptive_field(self) -> int:
+        return 2 * self.pad + 1
+
+    def forward_valid(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, L, J, 3) inputs -> (B, L - receptive_field + 1, J, 3): outputs only where the
+        whole receptive field lies inside the input (used in training)."""
+        B, L = x.shape[:2]
+        h = x.reshape(B, L, -1).transpose(1, 2)
+        h = self.drop(torch.relu(self.bn(self.expand(h))))
+        for block in self.blocks:
+            h = block(h)
+        out = self.head(h).transpose(1, 2)
+        return out.reshape(B, out.shape[1], self.num_joints, 3)
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, T, J, 3) normalised 2D + confidence -> (B, T, J, 3) root-relative 3D, any T >= 1."""
+        if self.pad:
+            first = x[:, :1].expand(-1, self.pad, -1, -1)
+            last = x[:, -1:].expand(-1, self.pad, -1, -1)
+            x = torch.cat([first, x, last], dim=1)
+        return self.forward_valid(x)

@@ -1,0 +1,176 @@
+"""Train the lifting network on real motion capture seen through random virtual cameras.
+
+    python -m lift3d.lifting.train --data ../shared/data/cmu-mocap --out lift3d/data/lifter.pt
+    python -m lift3d.lifting.train --data ../shared/data/cmu-mocap --kernel 1 --channels 544 \\
+        --out baseline.pt                    # the single-frame baseline of the same size
+
+Split: CMU subject 02 is held out entirely (both formats) for evaluation; subjects 01, 03
+(ASF/AMC and BVH) and 05, 06, 07 (BVH) train. Everything is resampled to 30 fps. Every epoch
+draws new cameras and new detector-like corruption, so the network never sees the same 2D
+twice. Progress shows on a tqdm bar; Ctrl-C stops after saving the best weights so far.
+"""
+from __future__ import annotations
+
+import argparse
+import time
+from pathlib import Path
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from lift3d import formats
+from lift3d.io_utils import atomic_path
+from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, camera_targets, corrupt, normalize_2d,
+                                 project, sample_camera)
+from lift3d.lifting.model import Lifter
+
+HELD_OUT = "02"
+FPS = 30.0
+_MIRROR_IN = [formats.index(INPUT_FORMAT, formats.mirror_name(n)) for n in formats.names(INPUT_FORMAT)]
+_MIRROR_OUT = [formats.index(OUTPUT_FORMAT, formats.mirror_name(n)) for n in formats.names(OUTPUT_FORMAT)]
+
+
+def subject_of(path: Path) -> str:
+    """CMU subject number as two digits, from '.../bvh/002/002_01.bvh' or '.../asfamc/02/02_01.amc'."""
+    return f"{int(path.parent.name):02d}"
+
+
+def mocap_files(root: Path) -> list[Path]:
+    """Every AMC and BVH file under a cmu-mocap folder, sorted."""
+    return sorted(list(root.glob("asfamc/*/*.amc")) + list(root.glob("bvh/*/*.bvh")))
+
+
+def load_sequences(root: Path, subjects: set[str] | None = None, exclude: set[str] = frozenset(),
+                   progress: bool = True) -> list[dict]:
+    """Read mocap files into 30 fps world joints: [{"name", "inp": (T, 17, 3) coco17,
+    "out": (T, 17, 3) h36m17}], cached under ~/.cache/lift3d so later runs start at once."""
+    from lift3d.mocap import load_motion
+
+    cache = Path.home() / ".cache" / "lift3d" / "mocap30"
+    cache.mkdir(parents=True, exist_ok=True)
+    seqs = []
+    files = [f for f in mocap_files(root)
+             if (subjects is None or subject_of(f) in subjects) and subject_of(f) not in exclude]
+    for f in tqdm(files, desc="reading mocap", disable=not progress, leave=False):
+        c = cache / f"{f.parent.parent.name}_{f.stem}.npz"
+        if c.is_file():
+            z = np.load(c)
+            inp, out = z["inp"], z["out"]
+        else:
+            motion = load_motion(f).resample(FPS)
+            inp = motion.to_joints3d(INPUT_FORMAT).data[:, 0]
+            out = motion.to_joints3d(OUTPUT_FORMAT).data[:, 0]
+            with atomic_path(c, suffix=".npz") as tmp:
+                np.savez(tmp, inp=inp, out=out)
+        if len(inp) >= 10:
+            seqs.append({"name": f"{f.parent.parent.name}/{f.stem}", "inp": inp, "out": out})
+    return seqs
+
+
+def make_batch(rng: np.random.Generator, seqs: list[dict], n: int, length: int,
+               noise: float = 1.0, mirror: bool = True) -> tuple[np.ndarray, np.ndarray]:
+    """n random windows of ``length`` frames: (n, L, 17, 3) normalised 2D inputs, (n, L, 17, 3)
+    root-relative camera-axis 3D targets. Each window gets its own random camera."""
+    weights = np.array([len(s["inp"]) for s in seqs], dtype=np.float64)
+    picks = rng.choice(len(seqs), size=n, p=weights / weights.sum())
+    X = np.zeros((n, length, 17, 3), np.float32)
+    Y = np.zeros((n, length, 17, 3), np.float32)
+    for i, k in enumerate(picks):
+        s = seqs[k]
+        T = len(s["inp"])
+        start = rng.integers(0, max(1, T - length + 1))
+        idx = np.clip(np.arange(start, start + length), 0, T - 1)  # short clips repeat the end
+        inp, out = s["inp"][idx], s["out"][idx]
+        if mirror and rng.random() < 0.5:  # a mirrored person: flip x and swap sides
+            flip = np.array([-1.0, 1.0, 1.0])
+            inp, out = inp[:, _MIRROR_IN] * flip, out[:, _MIRROR_OUT] * flip
+        cam = sample_camera(rng, out)
+        uv, depth = project(inp, cam)
+        X[i] = normalize_2d(corrupt(rng, uv, depth, cam["image_size"], noise))
+        Y[i] = camera_targets(out, cam)
+    return X, Y
+
+
+def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
+    """Mean per-joint position error of (..., J, 3) tensors, in their unit."""
+    return (pred - target).norm(dim=-1).mean()
+
+
+def train(args: argparse.Namespace) -> None:
+    torch.manual_seed(args.seed)
+    torch.set_num_threads(args.threads)
+    rng = np.random.default_rng(args.seed)
+    seqs = load_sequences(Path(args.data), exclude={HELD_OUT})
+    val_seqs = load_sequences(Path(args.data), subjects={HELD_OUT})
+    frames = sum(len(s["inp"]) for s in seqs)
+    print(f"train: {len(seqs)} sequences, {frames} frames at 30 fps; held-out subject {HELD_OUT}: "
+          f"{len(val_seqs)} sequences")
+    net = Lifter(channels=args.channels, kernel=args.kernel, dropout=args.dropout)
+    rf = net.receptive_field
+    length = rf + args.outputs - 1
+    print(f"receptive field {rf} frames, {sum(p.numel() for p in net.parameters()):,} parameters")
+    Xv, Yv = make_batch(np.random.default_rng(123), val_seqs, 256, length)
+    Xv, Yv = torch.as_tensor(Xv), torch.as_tensor(Yv)
+    opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
+    steps = args.epochs * args.steps
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.1)
+    best, start = float("inf"), time.time()
+    bar = tqdm(total=steps, desc="training")
+    try:
+        for epoch in range(args.epochs):
+            net.train()
+            for _ in range(args.steps):
+                X, Y = make_batch(rng, seqs, args.batch, length)
+                X, Y = torch.as_tensor(X), torch.as_tensor(Y)
+                pred = net.forward_valid(X)
+                target = Y[:, rf // 2: rf // 2 + pred.shape[1]]
+                loss = mpjpe(pred - pred[:, :, :1], target - target[:, :, :1])
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update(1)
+                bar.set_postfix(mpjpe_mm=f"{loss.item() * 1000:.1f}")
+            net.eval()
+            with torch.no_grad():
+                pv = net.forward_valid(Xv)
+                tv = Yv[:, rf // 2: rf // 2 + pv.shape[1]]
+                val = mpjpe(pv - pv[:, :, :1], tv - tv[:, :, :1]).item() * 1000
+            tqdm.write(f"epoch {epoch + 1}/{args.epochs}: train {loss.item() * 1000:.1f} mm, "
+                       f"held-out {val:.1f} mm, {time.time() - start:.0f} s")
+            if val < best:
+                best = val
+                save(net, args.out, {"held_out_mpjpe_mm": val, "epoch": epoch + 1})
+    except KeyboardInterrupt:
+        tqdm.write("interrupted: keeping the best weights saved so far")
+    bar.close()
+    print(f"best held-out MPJPE {best:.1f} mm; {time.time() - start:.0f} s; weights in {args.out}")
+
+
+def save(net: Lifter, path: str | Path, info: dict) -> None:
+    """Half-precision weights (a few MB) + the config to rebuild the network, written atomically."""
+    state = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
+    with atomic_path(path) as tmp:
+        torch.save({"config": net.config, "state_dict": state, "info": info}, tmp)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--data", default="../shared/data/cmu-mocap", help="cmu-mocap folder")
+    ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "data" / "lifter.pt"))
+    ap.add_argument("--channels", type=int, default=384)
+    ap.add_argument("--kernel", type=int, default=3, help="3: temporal (27 frames); 1: single frame")
+    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--epochs", type=int, default=20)
+    ap.add_argument("--steps", type=int, default=200, help="batches per epoch")
+    ap.add_argument("--batch", type=int, default=64)
+    ap.add_argument("--outputs", type=int, default=32, help="output frames per training window")
+    ap.add_argument("--lr", type=float, default=2e-3)
+    ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--seed", type=int, default=0)
+    train(ap.parse_args())
+
+
+if __name__ == "__main__":
+    main()

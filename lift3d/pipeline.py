@@ -46,11 +46,12 @@ def reconstruct(
     preview: bool = True,
     progress: bool = True,
     device: str = "cpu",
+    target: str = "lifter",
 ) -> Reconstruction:
     """Reconstruct animated 3D bodies from an image, a video or a folder of frames.
 
     Writes into ``out_dir``: ``keypoints.npz`` (Keypoints2D), ``openpose/`` (BODY_25 JSON per
-    frame), ``fit.npz`` (BodyFit), ``meshes/frame_XXXXXX.ply`` (every ``mesh_stride``-th frame,
+    frame), ``joints3d.npz`` (the lifted h36m17 joints, camera frame), ``fit.npz`` (BodyFit), ``meshes/frame_XXXXXX.ply`` (every ``mesh_stride``-th frame,
     first person) and ``preview.mp4`` (2D skeleton and projected mesh over the input).
 
     Args:
@@ -65,6 +66,8 @@ def reconstruct(
         preview: write preview.mp4.
         progress: tqdm progress bars.
         device: torch device for fitting.
+        target: the fitter's 3D target: "lifter" (the shipped temporal lifting network) or
+            "mediapipe" (BlazePose's own world landmarks).
     Raises:
         Lift3DError (or its LoadError) with a one-line message on bad input.
     """
@@ -90,8 +93,17 @@ def reconstruct(
     if cam.image_size != kp.image_size:
         raise Lift3DError(f"the camera is for {cam.image_size[0]}x{cam.image_size[1]} images but the "
                           f"input is {kp.image_size[0]}x{kp.image_size[1]}")
-    target = det.world  # replaced by the lifting network's output once it exists (issue 3)
-    fit = fit_body(kp, cam, target, model=body, model_kwargs=model_kwargs, options=fit_options,
+    if target == "lifter":
+        from lift3d.lifting import lift
+
+        joints3d = lift(kp, cam, device=device)
+        files["joints3d"] = out / "joints3d.npz"
+        joints3d.save(files["joints3d"])
+    elif target == "mediapipe":
+        joints3d = det.world
+    else:
+        raise Lift3DError(f"unknown 3D target {target!r}; use 'lifter' or 'mediapipe'")
+    fit = fit_body(kp, cam, joints3d, model=body, model_kwargs=model_kwargs, options=fit_options,
                    device=device, progress=progress)
     files["fit"] = out / "fit.npz"
     fit.save(files["fit"])
@@ -102,7 +114,7 @@ def reconstruct(
     if preview:
         files["preview"] = out / "preview.mp4"
         write_preview(input_path, kp, fit, files["preview"], progress=progress)
-    return Reconstruction(kp, target, fit, files)
+    return Reconstruction(kp, joints3d, fit, files)
 
 
 def write_meshes(fit: BodyFit, folder: str | Path, stride: int = 1, person: int = 0,

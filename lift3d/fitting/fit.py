@@ -215,7 +215,9 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
         return loss, kp
 
     stages = [([root6, transl], opts.iters_global, True), ([root6, transl, body6, shape], opts.iters_full, False)]
-    bar = tqdm(total=sum(s[1] for s in stages), desc=f"fitting person {p}", disable=not progress, leave=False)
+    # L-BFGS may evaluate the objective up to 1.25x max_iter times (its max_eval default).
+    bar = tqdm(total=sum(int(1.25 * s[1]) for s in stages), desc=f"fitting person {p}", unit="eval",
+               disable=not progress, leave=False)
     for params, iters, only_torso in stages:
         # L-BFGS: the objective is smooth and the parameters few per frame, so a quasi-Newton
         # step converges in far fewer evaluations than Adam (see docs/BENCHMARKS.md).

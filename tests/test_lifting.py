@@ -1,0 +1,127 @@
+"""The lifting network: shapes, missing joints, camera sampling, trajectory, shipped weights."""
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lift3d import formats
+from lift3d.lifting import data
+from lift3d.lifting.lift import WEIGHTS, StreamingLifter, lift, load_lifter, root_translation
+from lift3d.lifting.model import Lifter
+from lift3d.types import Camera, Keypoints2D
+
+
+def test_receptive_field_and_any_length():
+    net = Lifter(channels=32).eval()
+    assert net.receptive_field >= 27
+    for T in (1, 5, 27, 100):
+        assert net(torch.randn(2, T, 17, 3)).shape == (2, T, 17, 3)
+    base = Lifter(channels=32, kernel=1).eval()
+    assert base.receptive_field == 1 and base(torch.randn(1, 7, 17, 3)).shape == (1, 7, 17, 3)
+
+
+def test_temporal_context_is_used_and_bounded():
+    """An input change 13 frames away reaches the output; one 14 frames away does not."""
+    net = Lifter(channels=32).eval()
+    x = torch.randn(1, 60, 17, 3)
+    y = net(x)
+    for dist, changes in ((13, True), (14, False)):
+        x2 = x.clone()
+        x2[0, 30 + dist] += 1.0
+        diff = (net(x2)[0, 30] - y[0, 30]).abs().max().item()
+        assert (diff > 1e-6) == changes, (dist, diff)
+
+
+def test_look_at_and_sampled_cameras_see_the_person():
+    R, t = data.look_at(np.array([0.0, 1.5, 5.0]), np.array([0.0, 1.0, 0.0]))
+    assert np.allclose(R @ R.T, np.eye(3)) and np.linalg.det(R) == pytest.approx(1.0)
+    pc = R @ np.array([0.0, 1.0, 0.0]) + t
+    assert pc[2] > 0 and abs(pc[0]) < 1e-9 and abs(pc[1]) < 1e-9  # the target is on the axis
+    assert (R @ np.array([0.0, 2.0, 0.0]) + t)[1] < pc[1]  # world up is image up (y down)
+    rng = np.random.default_rng(0)
+    walk = np.zeros((50, 17, 3))
+    walk[..., 1] = np.linspace(0, 1.7, 17)  # a 1.7 m tall column walking 3 m along x
+    walk[..., 0] = np.linspace(0, 3, 50)[:, None]
+    inside = []
+    for _ in range(200):
+        cam = data.sample_camera(rng, walk)
+        uv, depth = data.project(walk, cam)
+        assert depth.min() > 0.3, "every joint is in front of the camera"
+        w, h = cam["image_size"]
+        inside.append(((uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)).mean())
+    inside = np.array(inside)
+    assert np.median(inside) > 0.95 and inside.min() < 1.0, "mostly in view, sometimes partly out"
+
+
+def test_corruption_drops_and_normalisation_handles_missing():
+    rng = np.random.default_rng(1)
+    uv = rng.uniform(100, 600, (40, 17, 2))
+    kp = data.corrupt(rng, uv, np.full((40, 17), 3.0), (640, 640))
+    assert kp.shape == (40, 17, 3) and (kp[..., 2] == 0).any()
+    assert np.all(kp[kp[..., 2] == 0][:, :2] == 0)
+    kp[5] = 0.0  # a frame with nobody
+    x = data.normalize_2d(kp)
+    assert np.isfinite(x).all() and np.all(x[5] == 0)
+    assert np.abs(x[..., :2]).max() < 3
+
+
+def test_root_translation_exact_without_noise():
+    rng = np.random.default_rng(2)
+    rel = rng.normal(0, 0.4, (6, 17, 3))
+    root = np.array([[0.3, -0.1, 4.0]]) + rng.normal(0, 0.2, (6, 3))
+    cam = Camera.from_fov(800, 600, 60)
+    uv = cam.project(rel + root[:, None])
+    kp = np.concatenate([uv, np.ones((6, 17, 1))], -1)
+    np.testing.assert_allclose(root_translation(rel, kp, cam.K), root, atol=1e-6)
+
+
+def _weights_or_skip():
+    if not WEIGHTS.is_file():
+        pytest.fail(f"the shipped lifting weights are missing at {WEIGHTS}")
+    return load_lifter()
+
+
+def test_shipped_weights_small_and_loadable():
+    net = _weights_or_skip()
+    assert WEIGHTS.stat().st_size < 10 * 2**20
+    assert net.receptive_field >= 27
+
+
+def test_lift_api_shapes_missing_people_and_streaming():
+    net = _weights_or_skip()
+    T = 20
+    kp = np.zeros((T, 2, 33, 3))
+    rng = np.random.default_rng(3)
+    kp[:, 0, :, :2] = rng.uniform(200, 400, (T, 33, 2))
+    kp[:, 0, :, 2] = 0.9
+    kp[7:9, 0] = 0.0  # person 0 missing on two frames; person 1 never there
+    out = lift(Keypoints2D(kp, "blazepose33", 30, (640, 480)), Camera.from_fov(640, 480), net=net)
+    assert out.data.shape == (T, 2, 17, 3) and out.format == "h36m17"
+    assert np.isfinite(out.data).all()
+    assert out.confidence[7, 0].max() == 0 and out.confidence[0, 0].min() == 1
+    assert out.confidence[:, 1].max() == 0
+    stream = StreamingLifter(net, fmt="blazepose33")
+    for t in range(5):
+        y = stream.push(kp[t, 0])
+    assert y.shape == (17, 3) and abs(y[data.ROOT]).max() < 1e-9
+
+
+def test_lifts_a_held_out_real_clip(shared_data):
+    """Subject 02 (never trained on), 01_01-style walk through a random camera, clean 2D:
+    root-relative MPJPE well under 100 mm (the benchmark reports the full figures)."""
+    from lift3d.lifting.train import HELD_OUT, load_sequences
+
+    net = _weights_or_skip()
+    seqs = load_sequences(shared_data / "cmu-mocap", subjects={HELD_OUT}, progress=False)
+    seq = next(s for s in seqs if s["name"].startswith("bvh"))
+    rng = np.random.default_rng(5)
+    cam = data.sample_camera(rng, seq["out"])
+    uv, depth = data.project(seq["inp"], cam)
+    x = data.normalize_2d(data.corrupt(rng, uv, depth, cam["image_size"], noise=0.0))
+    with torch.no_grad():
+        pred = net(torch.as_tensor(x[None], dtype=torch.float32))[0].double().numpy()
+    true = data.camera_targets(seq["out"], cam)
+    pred = pred - pred[:, data.ROOT:data.ROOT + 1]
+    err = np.linalg.norm(pred - true, axis=-1).mean() * 1000
+    assert err < 80, f"held-out MPJPE {err:.1f} mm"

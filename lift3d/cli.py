@@ -27,8 +27,8 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--iters", type=int, help="full-body fit iterations (default 200)")
     p.add_argument("--mesh-stride", type=int, default=1, help="write a mesh every N frames (0 = none)")
     p.add_argument("--no-preview", action="store_true", help="do not write preview.mp4")
-    p.add_argument("--target", default="lifter", choices=["lifter", "mediapipe"],
-                   help="3D target for the fit: the lifting network (default) or MediaPipe's world landmarks")
+    p.add_argument("--target", default="mediapipe", choices=["mediapipe", "lifter"],
+                   help="3D target for the fit: MediaPipe's world landmarks (default) or lift3d's lifting network")
     p.add_argument("--device", default="cpu", help="torch device for fitting (cpu, cuda)")
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
 

@@ -46,12 +46,13 @@ def reconstruct(
     preview: bool = True,
     progress: bool = True,
     device: str = "cpu",
-    target: str = "lifter",
+    target: str = "mediapipe",
 ) -> Reconstruction:
     """Reconstruct animated 3D bodies from an image, a video or a folder of frames.
 
     Writes into ``out_dir``: ``keypoints.npz`` (Keypoints2D), ``openpose/`` (BODY_25 JSON per
-    frame), ``joints3d.npz`` (the lifted h36m17 joints, camera frame), ``fit.npz`` (BodyFit), ``meshes/frame_XXXXXX.ply`` (every ``mesh_stride``-th frame,
+    frame), ``joints3d.npz`` (with ``target="lifter"``: the lifted h36m17 joints, camera frame),
+    ``fit.npz`` (BodyFit), ``meshes/frame_XXXXXX.ply`` (every ``mesh_stride``-th frame,
     first person) and ``preview.mp4`` (2D skeleton and projected mesh over the input).
 
     Args:
@@ -66,8 +67,9 @@ def reconstruct(
         preview: write preview.mp4.
         progress: tqdm progress bars.
         device: torch device for fitting.
-        target: the fitter's 3D target: "lifter" (the shipped temporal lifting network) or
-            "mediapipe" (BlazePose's own world landmarks).
+        target: the fitter's 3D target: "mediapipe" (BlazePose's world landmarks; the default,
+            because on the demo clip they still give a better fit: docs/BENCHMARKS.md) or
+            "lifter" (the shipped temporal lifting network).
     Raises:
         Lift3DError (or its LoadError) with a one-line message on bad input.
     """

@@ -76,6 +76,21 @@ def test_demo_clip_outputs_and_error_against_truth(demo_run):
     assert root_rel < 150 and pa < 70, stdout
 
 
+def test_run_with_the_lifting_network_as_target(demo_run, tmp_path):
+    from lift3d import Joints3D
+
+    out, _ = demo_run
+    proc = _cli("run", out / "inputs" / "demo_clip.mp4", "-o", tmp_path, "--target", "lifter", "--iters", "30",
+                "--no-preview", "--mesh-stride", "0", "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    j = Joints3D.load(tmp_path / "joints3d.npz")
+    assert j.data.shape == (60, 1, 17, 3) and j.format == "h36m17" and j.frame == "camera"
+    depth = j.data[:, 0, 0, 2]  # the pelvis, in front of the camera at a plausible distance
+    assert np.all((depth > 1.5) & (depth < 8.0)), depth
+    fit = BodyFit.load(tmp_path / "fit.npz")
+    assert fit.num_frames == 60 and np.nanmean(fit.quality["reprojection_px"]) < 15
+
+
 def _one_error_line(proc):
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-1500:])
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("lift3d: error:")]

@@ -108,8 +108,9 @@ def test_lift_api_shapes_missing_people_and_streaming():
 
 
 def test_lifts_a_held_out_real_clip(shared_data):
-    """Subject 02 (never trained on), 01_01-style walk through a random camera, clean 2D:
-    root-relative MPJPE well under 100 mm (the benchmark reports the full figures)."""
+    """Subject 02 (never trained on), its first BVH take through a random camera, clean 2D:
+    root-relative MPJPE 62.5 mm with the shipped weights; bound 80 mm (the benchmark reports
+    the full held-out figures)."""
     from lift3d.lifting.train import HELD_OUT, load_sequences
 
     net = _weights_or_skip()

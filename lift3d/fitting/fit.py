@@ -32,8 +32,8 @@ HIPS = ["left_hip", "right_hip"]
 
 @dataclass
 class FitOptions:
-    """Weights and schedule of the body fit. Defaults are tuned on the built-in demo and on
-    synthetic sequences rendered from CMU motion capture (see docs/BENCHMARKS.md)."""
+    """Weights and schedule of the body fit. Defaults were set on synthetic Anny sequences
+    (tests/test_fitting.py) and the built-in demo clip; issue 4 retunes them on real motion."""
 
     w_2d: float = 1.0
     w_3d: float = 30.0          # per m^2: 1 cm RMS error costs 0.003
@@ -43,7 +43,6 @@ class FitOptions:
     sigma_px: float = 0.0       # robust scale; 0 = 4% of the image diagonal
     iters_global: int = 40
     iters_full: int = 200
-    lr: float = 0.03
 
 
 def _rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:

@@ -10,11 +10,10 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import numpy as np
-
 from lift3d import formats
 from lift3d.demo import make_demo_clip
-from lift3d.pipeline import joint_errors, reconstruct
+from lift3d.metrics import joint_errors
+from lift3d.pipeline import reconstruct
 
 
 def main() -> None:
@@ -28,10 +27,8 @@ def main() -> None:
             res = reconstruct(clip.path, Path(tmp) / target, camera=clip.camera, progress=False,
                               target=target, mesh_stride=0, preview=False)
             e = joint_errors(res.fit.keypoints3d("coco17"), clip.keypoints3d)
-            p = res.joints3d.to_format("coco17").data[:, 0][:, body]
-            t = clip.keypoints3d[:, body]
-            rp, rt = p - p[:, hips].mean(1, keepdims=True), t - t[:, hips].mean(1, keepdims=True)
-            own = np.linalg.norm(rp - rt, axis=-1).mean() * 1000
+            own = joint_errors(res.joints3d.to_format("coco17").data[:, 0][:, body], clip.keypoints3d[:, body],
+                               root=hips)["root_relative_mpjpe_mm"]
             print(f"| {label} | {e['mpjpe_mm']:.0f} | {e['root_relative_mpjpe_mm']:.0f} | "
                   f"{e['pa_mpjpe_mm']:.0f} | {own:.0f} |")
 

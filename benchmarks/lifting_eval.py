@@ -21,19 +21,7 @@ import torch
 from lift3d.lifting.data import ROOT, camera_targets, corrupt, normalize_2d, project, sample_camera
 from lift3d.lifting.lift import StreamingLifter, load_lifter
 from lift3d.lifting.train import HELD_OUT, load_sequences
-from lift3d.pipeline import _procrustes
-
-
-def errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """(T, J, 3) root-relative predictions and truth -> MPJPE, P-MPJPE (mm), accel error (mm/frame^2)."""
-    pred = pred - pred[:, ROOT:ROOT + 1]
-    true = true - true[:, ROOT:ROOT + 1]
-    pa = np.stack([_procrustes(p, q) for p, q in zip(pred, true)])
-    acc_p = pred[2:] - 2 * pred[1:-1] + pred[:-2]
-    acc_t = true[2:] - 2 * true[1:-1] + true[:-2]
-    return {"mpjpe": np.linalg.norm(pred - true, axis=-1).mean() * 1000,
-            "pmpjpe": np.linalg.norm(pa - true, axis=-1).mean() * 1000,
-            "accel": np.linalg.norm(acc_p - acc_t, axis=-1).mean() * 1000}
+from lift3d.metrics import joint_errors
 
 
 def evaluate(net, cases) -> dict[str, dict[str, float]]:
@@ -44,7 +32,7 @@ def evaluate(net, cases) -> dict[str, dict[str, float]]:
             x = torch.as_tensor(case[cond][None], dtype=torch.float32)
             with torch.no_grad():
                 pred = net(x)[0].double().numpy()
-            e = errors(pred, case["target"])
+            e = joint_errors(pred, case["target"], root=[ROOT])
             T = len(pred)
             for k, v in e.items():
                 sums[k] = sums.get(k, 0.0) + v * T
@@ -69,8 +57,8 @@ def main() -> None:
             cam = sample_camera(rng, seq["out"])
             uv, depth = project(seq["inp"], cam)
             cases.append({
-                "clean": normalize_2d(corrupt(rng, uv, depth, cam["image_size"], noise=0.0)),
-                "noisy": normalize_2d(corrupt(rng, uv, depth, cam["image_size"], noise=1.0)),
+                "clean": normalize_2d(corrupt(rng, uv, depth, cam.image_size, noise=0.0)),
+                "noisy": normalize_2d(corrupt(rng, uv, depth, cam.image_size, noise=1.0)),
                 "target": camera_targets(seq["out"], cam),
             })
     frames = sum(len(c["target"]) for c in cases)
@@ -84,7 +72,8 @@ def main() -> None:
         res = evaluate(net, cases)
         n_params = sum(p.numel() for p in net.parameters())
         for cond, e in res.items():
-            print(f"| {name} | {n_params:,} | {cond} | {e['mpjpe']:.1f} | {e['pmpjpe']:.1f} | {e['accel']:.2f} |")
+            print(f"| {name} | {n_params:,} | {cond} | {e['root_relative_mpjpe_mm']:.1f} | "
+              f"{e['pa_mpjpe_mm']:.1f} | {e['accel_mm']:.2f} |")
 
     net = nets["temporal (27 frames)"]
     x = torch.randn(64, 1000, 17, 3)

@@ -32,7 +32,8 @@ def main() -> None:
     from lift3d.demo import make_demo_clip
     from lift3d.fitting import fit_body
     from lift3d.keypoints import detect_keypoints, open_frames, write_openpose
-    from lift3d.pipeline import joint_errors, write_preview
+    from lift3d.metrics import joint_errors
+    from lift3d.pipeline import write_preview
 
     rows = []
     with tempfile.TemporaryDirectory() as tmp:

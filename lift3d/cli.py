@@ -63,7 +63,8 @@ def _demo(args: argparse.Namespace) -> int:
     import cv2
 
     from lift3d.demo import demo_photo, make_demo_clip
-    from lift3d.pipeline import joint_errors, reconstruct
+    from lift3d.metrics import joint_errors
+    from lift3d.pipeline import reconstruct
 
     out = Path(args.output)
     out.mkdir(parents=True, exist_ok=True)

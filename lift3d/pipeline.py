@@ -8,7 +8,6 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from pathlib import Path
 
-import numpy as np
 from tqdm.auto import tqdm
 
 from lift3d import formats
@@ -182,28 +181,3 @@ def write_preview(input_path: str | Path, keypoints: Keypoints2D, fit: BodyFit, 
             bar.update(1)
         bar.close()
     return Path(path)
-
-
-def joint_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
-    """MPJPE, root-relative MPJPE and Procrustes-aligned MPJPE in mm of (T, J, 3) coco17 joints."""
-    hips = [formats.index("coco17", "left_hip"), formats.index("coco17", "right_hip")]
-    rel_p = pred - pred[:, hips].mean(1, keepdims=True)
-    rel_t = true - true[:, hips].mean(1, keepdims=True)
-    pa = np.stack([_procrustes(p, q) for p, q in zip(rel_p, rel_t)])
-    return {
-        "mpjpe_mm": float(np.linalg.norm(pred - true, axis=-1).mean() * 1000),
-        "root_relative_mpjpe_mm": float(np.linalg.norm(rel_p - rel_t, axis=-1).mean() * 1000),
-        "pa_mpjpe_mm": float(np.linalg.norm(pa - rel_t, axis=-1).mean() * 1000),
-    }
-
-
-def _procrustes(x: np.ndarray, y: np.ndarray) -> np.ndarray:
-    """Similarity transform of (J, 3) ``x`` that best matches ``y``; returns the moved ``x``."""
-    mx, my = x.mean(0), y.mean(0)
-    xc, yc = x - mx, y - my
-    U, S, Vt = np.linalg.svd(xc.T @ yc)
-    d = np.sign(np.linalg.det(U @ Vt))
-    D = np.diag([1.0, 1.0, d])
-    R = U @ D @ Vt
-    scale = (S * np.diag(D)).sum() / (xc**2).sum()
-    return scale * xc @ R + my

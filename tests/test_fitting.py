@@ -5,10 +5,10 @@ import roma
 import torch
 
 from lift3d import formats
-from lift3d.fitting import FitOptions, fit_body
+from lift3d.fitting import fit_body
 from lift3d.fitting import losses
 from lift3d.io_utils import Lift3DError
-from lift3d.pipeline import joint_errors
+from lift3d.metrics import joint_errors
 from lift3d.types import Camera, Joints3D, Keypoints2D
 
 

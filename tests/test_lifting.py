@@ -1,11 +1,9 @@
 """The lifting network: shapes, missing joints, camera sampling, trajectory, shipped weights."""
-from pathlib import Path
 
 import numpy as np
 import pytest
 import torch
 
-from lift3d import formats
 from lift3d.lifting import data
 from lift3d.lifting.lift import WEIGHTS, StreamingLifter, lift, load_lifter, root_translation
 from lift3d.lifting.model import Lifter
@@ -48,7 +46,7 @@ def test_look_at_and_sampled_cameras_see_the_person():
         cam = data.sample_camera(rng, walk)
         uv, depth = data.project(walk, cam)
         assert depth.min() > 0.3, "every joint is in front of the camera"
-        w, h = cam["image_size"]
+        w, h = cam.image_size
         inside.append(((uv[..., 0] >= 0) & (uv[..., 0] < w) & (uv[..., 1] >= 0) & (uv[..., 1] < h)).mean())
     inside = np.array(inside)
     assert np.median(inside) > 0.95 and inside.min() < 1.0, "mostly in view, sometimes partly out"
@@ -119,7 +117,7 @@ def test_lifts_a_held_out_real_clip(shared_data):
     rng = np.random.default_rng(5)
     cam = data.sample_camera(rng, seq["out"])
     uv, depth = data.project(seq["inp"], cam)
-    x = data.normalize_2d(data.corrupt(rng, uv, depth, cam["image_size"], noise=0.0))
+    x = data.normalize_2d(data.corrupt(rng, uv, depth, cam.image_size, noise=0.0))
     with torch.no_grad():
         pred = net(torch.as_tensor(x[None], dtype=torch.float32))[0].double().numpy()
     true = data.camera_targets(seq["out"], cam)

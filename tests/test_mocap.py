@@ -10,6 +10,7 @@ import pytest
 
 from lift3d import formats
 from lift3d.io_utils import LoadError
+from lift3d.metrics import procrustes_align
 from lift3d.mocap import (CC_BVH, CMU_ASF, FACE_OFFSETS, Motion, detect, face_points, find_asf,
                           load_motion, read_amc, read_asf, read_bvh)
 from lift3d.types import Joints3D
@@ -298,16 +299,6 @@ def test_to_joints3d(amc_0101):
     assert np.isfinite(bp.data).all() and bp.confidence.min() == 0 and bp.confidence.max() == 1
 
 
-def _procrustes(X: np.ndarray, Y: np.ndarray) -> np.ndarray:
-    """Similarity transform of X (N, 3) best fitting Y (N, 3), applied to X."""
-    mx, my = X.mean(0), Y.mean(0)
-    U, S, Vt = np.linalg.svd((X - mx).T @ (Y - my))
-    d = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    R = (U @ d @ Vt).T
-    s = np.trace(np.diag(S) @ d) / ((X - mx) ** 2).sum()
-    return s * (X - mx) @ R.T + my
-
-
 def test_bvh_header_rate_and_agreement_with_amc(amc_0101, bvh_0101):
     """The BVH conversion of take 01_01 is the AMC take decimated by 2: its "Frame Time" of
     1/60 s is right. Brought to 120 fps, the BVH's pelvis height matches the AMC's best one
@@ -336,6 +327,6 @@ def test_bvh_header_rate_and_agreement_with_amc(amc_0101, bvh_0101):
     jb = b.resample(30).to_joints3d("h36m17").data[:, 0]
     T = min(len(ja), len(jb))
     ja, jb = ja[:T], jb[:T]
-    aligned = np.stack([_procrustes(jb[t], ja[t]) for t in range(T)])
+    aligned = np.stack([procrustes_align(jb[t], ja[t]) for t in range(T)])
     mpjpe = np.linalg.norm(aligned - ja, axis=-1).mean()
     assert mpjpe < 0.055, f"BVH vs AMC after alignment: {mpjpe * 1000:.1f} mm"

@@ -12,6 +12,7 @@ import numpy as np
 from scipy.ndimage import median_filter
 
 from lift3d import formats
+from lift3d.types import Camera
 
 INPUT_FORMAT = "coco17"
 OUTPUT_FORMAT = "h36m17"
@@ -38,7 +39,7 @@ def look_at(eye: np.ndarray, target: np.ndarray, roll: float = 0.0) -> tuple[np.
     return R, -R @ eye
 
 
-def sample_camera(rng: np.random.Generator, joints: np.ndarray) -> dict:
+def sample_camera(rng: np.random.Generator, joints: np.ndarray) -> Camera:
     """A random pinhole camera that sees the motion ``joints`` (T, J, 3) world, Y up.
 
     Varies image size and orientation, horizontal field of view (35-95 deg), distance
@@ -46,7 +47,7 @@ def sample_camera(rng: np.random.Generator, joints: np.ndarray) -> dict:
     (0.2-2.8 m), roll (+-6 deg), and the aim point (jittered so the person is sometimes partly
     out of frame).
 
-    Returns: {"K": (3, 3), "R": (3, 3), "t": (3,), "image_size": (w, h)}.
+    Returns: the Camera (no distortion).
     """
     sizes = [(1920, 1080), (1280, 720), (1080, 1920), (640, 480), (1000, 1000)]
     w, h = sizes[rng.integers(len(sizes))]
@@ -65,15 +66,12 @@ def sample_camera(rng: np.random.Generator, joints: np.ndarray) -> dict:
     body_y = np.median(joints[..., 1])
     target = np.array([centre[0], body_y, centre[1]]) + rng.normal(0, 0.25, 3) * np.array([1, 1.5, 1])
     R, t = look_at(eye, target, roll=np.radians(rng.uniform(-6, 6)))
-    return {"K": K, "R": R, "t": t, "image_size": (w, h)}
+    return Camera(K=K, image_size=(w, h), R=R, t=t)
 
 
-def project(points: np.ndarray, cam: dict) -> tuple[np.ndarray, np.ndarray]:
-    """(..., 3) world points -> (..., 2) pixels and (...,) camera depth."""
-    pc = points @ cam["R"].T + cam["t"]
-    z = pc[..., 2]
-    uv = pc[..., :2] / np.maximum(z, 1e-3)[..., None] @ cam["K"][:2, :2].T + cam["K"][:2, 2]
-    return uv, z
+def project(points: np.ndarray, cam: Camera) -> tuple[np.ndarray, np.ndarray]:
+    """(..., 3) world points -> (..., 2) pixels and (...,) camera depth (<= 0 behind the camera)."""
+    return cam.project(points), cam.world_to_camera(points)[..., 2]
 
 
 def corrupt(rng: np.random.Generator, uv: np.ndarray, depth: np.ndarray, image_size: tuple[int, int],
@@ -145,7 +143,7 @@ def normalize_2d(kp: np.ndarray, smooth: int = 9) -> np.ndarray:
     return np.concatenate([xy, np.where(ok, kp[..., 2], 0.0)[..., None]], -1)
 
 
-def camera_targets(joints_world: np.ndarray, cam: dict) -> np.ndarray:
+def camera_targets(joints_world: np.ndarray, cam: Camera) -> np.ndarray:
     """(T, J, 3) world joints -> (T, J, 3) root-relative joints in camera axes."""
-    pc = joints_world @ cam["R"].T + cam["t"]
+    pc = cam.world_to_camera(joints_world)
     return pc - pc[:, ROOT:ROOT + 1]

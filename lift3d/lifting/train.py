@@ -88,7 +88,7 @@ def make_batch(rng: np.random.Generator, seqs: list[dict], n: int, length: int,
             inp, out = inp[:, _MIRROR_IN] * flip, out[:, _MIRROR_OUT] * flip
         cam = sample_camera(rng, out)
         uv, depth = project(inp, cam)
-        X[i] = normalize_2d(corrupt(rng, uv, depth, cam["image_size"], noise))
+        X[i] = normalize_2d(corrupt(rng, uv, depth, cam.image_size, noise))
         Y[i] = camera_targets(out, cam)
     return X, Y
 

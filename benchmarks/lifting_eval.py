@@ -18,8 +18,8 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lift3d.lifting.data import ROOT, camera_targets, corrupt, normalize_2d, project, sample_camera
-from lift3d.lifting.lift import StreamingLifter, load_lifter
+from lift3d.lifting.data import ROOT, camera_targets, corrupt, project, sample_camera
+from lift3d.lifting.lift import StreamingLifter, lift_root_relative, load_lifter
 from lift3d.lifting.train import HELD_OUT, load_sequences
 from lift3d.metrics import joint_errors
 
@@ -29,9 +29,7 @@ def evaluate(net, cases) -> dict[str, dict[str, float]]:
     for cond in ("clean", "noisy"):
         sums, n = {}, 0
         for case in cases:
-            x = torch.as_tensor(case[cond][None], dtype=torch.float32)
-            with torch.no_grad():
-                pred = net(x)[0].double().numpy()
+            pred = lift_root_relative(net, case[cond], case["camera"])
             e = joint_errors(pred, case["target"], root=[ROOT])
             T = len(pred)
             for k, v in e.items():
@@ -57,8 +55,9 @@ def main() -> None:
             cam = sample_camera(rng, seq["out"])
             uv, depth = project(seq["inp"], cam)
             cases.append({
-                "clean": normalize_2d(corrupt(rng, uv, depth, cam.image_size, noise=0.0)),
-                "noisy": normalize_2d(corrupt(rng, uv, depth, cam.image_size, noise=1.0)),
+                "clean": corrupt(rng, uv, depth, cam.image_size, noise=0.0),
+                "noisy": corrupt(rng, uv, depth, cam.image_size, noise=1.0),
+                "camera": cam,
                 "target": camera_targets(seq["out"], cam),
             })
     frames = sum(len(c["target"]) for c in cases)

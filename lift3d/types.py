@@ -90,11 +90,18 @@ class Camera:
         xy = self._distort(xy)
         return xy @ self.K[:2, :2].T + self.K[:2, 2]
 
+    def normalized(self, pixels: np.ndarray) -> np.ndarray:
+        """Pixels (..., 2) -> (..., 2) undistorted normalised image coordinates (x/z, y/z)."""
+        d = np.asarray(pixels, dtype=np.float64) - self.K[:2, 2]
+        # K's upper-left block is upper triangular (fx, skew, fy): solved directly, which is
+        # also far cheaper than a LAPACK inverse in a per-frame loop.
+        y = d[..., 1] / self.K[1, 1]
+        x = (d[..., 0] - self.K[0, 1] * y) / self.K[0, 0]
+        return self._undistort(np.stack([x, y], axis=-1))
+
     def unproject(self, pixels: np.ndarray, depth: np.ndarray | float) -> np.ndarray:
         """Pixels (..., 2) at camera-frame depth z (...,) -> (..., 3) world points."""
-        pixels = np.asarray(pixels, dtype=np.float64)
-        xy = (pixels - self.K[:2, 2]) @ np.linalg.inv(self.K[:2, :2]).T
-        xy = self._undistort(xy)
+        xy = self.normalized(pixels)
         depth = np.asarray(depth, dtype=np.float64)[..., None]
         pc = np.concatenate([xy * depth, np.broadcast_to(depth, xy.shape[:-1] + (1,))], axis=-1)
         return self.camera_to_world(pc)

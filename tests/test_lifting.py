@@ -5,7 +5,8 @@ import pytest
 import torch
 
 from lift3d.lifting import data
-from lift3d.lifting.lift import WEIGHTS, StreamingLifter, lift, load_lifter, root_translation
+from lift3d import formats
+from lift3d.lifting.lift import WEIGHTS, StreamingLifter, lift, lift_root_relative, load_lifter, root_translation
 from lift3d.lifting.model import Lifter
 from lift3d.types import Camera, Keypoints2D
 
@@ -29,6 +30,34 @@ def test_temporal_context_is_used_and_bounded():
         x2[0, 30 + dist] += 1.0
         diff = (net(x2)[0, 30] - y[0, 30]).abs().max().item()
         assert (diff > 1e-6) == changes, (dist, diff)
+
+
+def test_forward_center_is_forward_valid_at_the_centre():
+    """The cheap training path (strided centre evaluation) gives the same numbers."""
+    for kernel, channels in ((3, 32), (1, 24)):
+        net = Lifter(channels=channels, kernel=kernel).eval()
+        x = torch.randn(4, net.receptive_field, 17, 3)
+        with torch.no_grad():
+            assert torch.allclose(net.forward_center(x), net.forward_valid(x)[:, 0], atol=1e-5)
+
+
+def test_virtual_view_removes_the_obliqueness_of_an_off_centre_person():
+    """The same body seen at the image centre and near the border (camera turned by 35 deg)
+    gives nearly the same canonical input, and plain box normalisation does not."""
+    rng = np.random.default_rng(0)
+    body = rng.normal(0, 0.25, (3, 17, 3)) * [1, 2, 0.5] + [0, 0, 4.0]  # 3 frames, camera frame
+    cam = Camera.from_fov(1280, 720, 90)
+    turn = data.view_rotation(np.array([[np.tan(np.radians(35)), 0.1]]))[0].T  # moves it off-centre
+    seen = []
+    for pts in (body, body @ turn.T):
+        uv = pts[..., :2] / pts[..., 2:] * cam.focal + cam.K[:2, 2]
+        seen.append(np.concatenate([uv, np.ones(uv.shape[:-1] + (1,))], -1))
+    (xa, Ra), (xb, Rb) = data.canonical_2d(seen[0], cam), data.canonical_2d(seen[1], cam)
+    assert np.abs(xa - xb).max() < 0.02
+    assert np.abs(data.normalize_2d(seen[0]) - data.normalize_2d(seen[1])).max() > 0.05
+    # R maps each frame's viewing ray onto the optical axis and is a rotation.
+    assert np.allclose(Rb @ Rb.transpose(0, 2, 1), np.eye(3), atol=1e-9)
+    assert np.allclose(np.linalg.det(Rb), 1.0)
 
 
 def test_look_at_and_sampled_cameras_see_the_person():
@@ -99,9 +128,14 @@ def test_lift_api_shapes_missing_people_and_streaming():
     assert np.isfinite(out.data).all()
     assert out.confidence[7, 0].max() == 0 and out.confidence[0, 0].min() == 1
     assert out.confidence[:, 1].max() == 0
-    stream = StreamingLifter(net, fmt="blazepose33")
-    for t in range(5):
+    cam = Camera.from_fov(640, 480)
+    stream = StreamingLifter(net, fmt="blazepose33", camera=cam)
+    coco = formats.convert(kp[:, 0], "blazepose33", "coco17")
+    for t in range(16):
         y = stream.push(kp[t, 0])
+        # The newest frame's output equals the offline lift of the frames seen so far.
+        ref = lift_root_relative(net, coco[max(0, t - net.receptive_field // 2): t + 1], cam)[-1]
+        assert np.abs(y - ref).max() < 1e-4
     assert y.shape == (17, 3) and abs(y[data.ROOT]).max() < 1e-9
 
 
@@ -117,10 +151,7 @@ def test_lifts_a_held_out_real_clip(shared_data):
     rng = np.random.default_rng(5)
     cam = data.sample_camera(rng, seq["out"])
     uv, depth = data.project(seq["inp"], cam)
-    x = data.normalize_2d(data.corrupt(rng, uv, depth, cam.image_size, noise=0.0))
-    with torch.no_grad():
-        pred = net(torch.as_tensor(x[None], dtype=torch.float32))[0].double().numpy()
+    pred = lift_root_relative(net, data.corrupt(rng, uv, depth, cam.image_size, noise=0.0), cam)
     true = data.camera_targets(seq["out"], cam)
-    pred = pred - pred[:, data.ROOT:data.ROOT + 1]
     err = np.linalg.norm(pred - true, axis=-1).mean() * 1000
     assert err < 80, f"held-out MPJPE {err:.1f} mm"

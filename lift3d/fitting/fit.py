@@ -13,7 +13,7 @@ in two stages: global orientation and translation first (torso only), then every
 """
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 import numpy as np
 import roma
@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 import body_models
 from lift3d import formats
-from lift3d.fitting import losses
+from lift3d.fitting import ground, losses
 from lift3d.io_utils import Lift3DError
 from lift3d.types import BodyFit, Camera, Joints3D, Keypoints2D
 
@@ -40,9 +40,12 @@ class FitOptions:
     w_pose: float = 0.002
     w_shape: float = 0.01
     w_smooth: float = 10.0      # per (m/frame^2)^2
+    w_slide: float = 100.0      # per (m/frame)^2 of a foot point in contact: 1 cm/frame costs 0.01
+    w_ground: float = 100.0     # per m^2 of contact height / floor penetration
     sigma_px: float = 0.0       # robust scale; 0 = 4% of the image diagonal
     iters_global: int = 40
     iters_full: int = 200
+    iters_ground: int = 60      # feet and floor stage (0 = skip it; it needs >= 10 frames)
 
 
 def _rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -124,6 +127,7 @@ def fit_body(
     device: str = "cpu",
     progress: bool = True,
     model_kwargs: dict | None = None,
+    world: bool = False,
 ) -> BodyFit:
     """Fit a body model to every tracked person of a 2D keypoint sequence.
 
@@ -138,6 +142,9 @@ def fit_body(
         device: torch device for the optimisation.
         progress: show a tqdm bar per person.
         model_kwargs: passed to ``body_models.load`` (e.g. SMPL ``model_path``).
+        world: express the result in the gravity-aligned world of the floor found from the
+            feet (Y up, floor at y = 0; ``ground.world_from_camera``), with the camera's
+            extrinsics set to match; otherwise in the camera frame.
     Returns:
         BodyFit with (T, P, J, 3, 3) pose, (P, S) shape, (T, P, 3) translation and per-frame
         quality "reprojection_px" (mean error of confident keypoints; NaN where none).
@@ -149,17 +156,49 @@ def fit_body(
     model_name = model.name
     cam = camera or Camera.from_fov(*keypoints.image_size)
     T, P = keypoints.num_frames, keypoints.num_people
-    poses, shapes, transls = [], [], []
+    poses, shapes, transls, planes = [], [], [], []
     reproj = np.full((T, P), np.nan)
+    contact = np.zeros((T, P))
     for p in range(P):
         res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress)
-        poses.append(res[0]), shapes.append(res[1]), transls.append(res[2])
-        reproj[:, p] = res[3]
-    return BodyFit(
+        poses.append(res.pose), shapes.append(res.shape), transls.append(res.transl)
+        reproj[:, p] = res.reprojection_px
+        if res.plane is not None:
+            planes.append(res.plane)
+            contact[:, p] = res.contact.mean(1)
+    fit = BodyFit(
         model_name=model_name, pose=np.stack(poses, 1), shape=np.stack(shapes, 0),
         transl=np.stack(transls, 1), fps=keypoints.fps, frame="camera", camera=cam,
-        quality={"reprojection_px": reproj}, model_kwargs={k: str(v) for k, v in model_kwargs.items()},
+        quality={"reprojection_px": reproj, "foot_contact": contact},
+        model_kwargs={k: str(v) for k, v in model_kwargs.items()},
     )
+    if world:
+        if not planes:
+            raise Lift3DError("no floor was found (the body model has no foot keypoints or the "
+                              "sequence is shorter than 10 frames): use world=False")
+        fit = to_world(fit, planes[0], model)
+    return fit
+
+
+def to_world(fit: BodyFit, plane: ground.GroundPlane, model: body_models.BodyModel) -> BodyFit:
+    """Re-express a camera-frame fit in the world of ``plane`` (Y up, floor y = 0, origin
+    under the first person's first-frame root); the camera gets the matching extrinsics."""
+    dt = model.dtype
+    roots = []
+    with torch.no_grad():
+        for p in range(fit.num_people):
+            out = model(model.rest_pose(1), torch.as_tensor(fit.shape[p][None], dtype=dt), vertices=False)
+            roots.append(out.joints[0, 0].double().cpu().numpy())
+    root = np.stack(roots)  # (P, 3): the point global orientations turn about
+    A, o = ground.world_from_camera(plane, root[0] + fit.transl[0, 0])
+    pose = fit.pose.copy()
+    pose[:, :, 0] = A @ fit.pose[:, :, 0]
+    # x_w = A (x_c - o); a body point is (x - root) G^T + root + transl in the camera frame.
+    transl = (root + fit.transl - o) @ A.T - root
+    cam = fit.camera
+    cam = Camera(K=cam.K, dist=cam.dist, R=A.T, t=o, image_size=cam.image_size) if cam else None
+    return BodyFit(fit.model_name, pose, fit.shape, transl, fit.fps, "world", cam, fit.quality,
+                   fit.model_kwargs)
 
 
 def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Joints3D | None,
@@ -195,6 +234,8 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
         pose[:, body] = _rot6d_to_matrix(body6)
         return pose
 
+    floor: dict = {}  # the ground stage's plane and contacts, once found
+
     def objective(only_torso: bool) -> tuple[torch.Tensor, torch.Tensor]:
         pose = full_pose()
         out = model(pose, shape, transl, vertices=False)
@@ -211,13 +252,27 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
         if not only_torso:
             loss = loss + opts.w_pose * losses.rotation_prior(pose[:, body])
             loss = loss + opts.w_shape * shape.square().sum()
+        if floor:
+            feet = kp[:, floor["feet"]]
+            loss = loss + opts.w_slide * losses.foot_sliding(feet, floor["contact"])
+            loss = loss + opts.w_ground * losses.ground_contact(feet, floor["contact"], floor["normal"],
+                                                                floor["offset"], floor["lift"])
         return loss, kp
 
+    feet = [names.index(n) for n in ground.FOOT_POINTS if n in names]
+    with_ground = opts.iters_ground > 0 and len(feet) >= 2 and T >= 10
     stages = [([root6, transl], opts.iters_global, True), ([root6, transl, body6, shape], opts.iters_full, False)]
+    if with_ground:
+        stages.append(([root6, transl, body6, shape], opts.iters_ground, False))
     # L-BFGS may evaluate the objective up to 1.25x max_iter times (its max_eval default).
     bar = tqdm(total=sum(int(1.25 * s[1]) for s in stages), desc=f"fitting person {p}", unit="eval",
                disable=not progress, leave=False)
-    for params, iters, only_torso in stages:
+    plane, contact = None, None
+    for k, (params, iters, only_torso) in enumerate(stages):
+        if k == 2:  # the feet and floor stage starts from the full fit
+            plane, contact, lift = _find_floor(model, shape, full_pose(), transl, names, feet, keypoints.fps)
+            floor.update(feet=feet, contact=torch.as_tensor(contact, device=device),
+                         normal=as_t(plane.normal), offset=as_t(plane.offset), lift=as_t(lift))
         # L-BFGS: the objective is smooth and the parameters few per frame, so a quasi-Newton
         # step converges in far fewer evaluations than Adam (see docs/BENCHMARKS.md).
         optim = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=20,
@@ -242,5 +297,35 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     conf = observed[..., 2] > 0.3
     with np.errstate(invalid="ignore"):
         reproj = np.where(conf.any(1), (err * conf).sum(1) / conf.sum(1), np.nan)
-    return (pose.cpu().double().numpy(), shape[0].detach().cpu().double().numpy(),
-            transl.detach().cpu().double().numpy(), reproj)
+    return PersonFit(pose.cpu().double().numpy(), shape[0].detach().cpu().double().numpy(),
+                     transl.detach().cpu().double().numpy(), reproj, plane, contact)
+
+
+@dataclass
+class PersonFit:
+    """One person's result: (T, J, 3, 3) pose, (S,) shape, (T, 3) translation, (T,) mean
+    reprojection error (px), the floor and (T, F) foot contacts (None without a ground stage)."""
+
+    pose: np.ndarray
+    shape: np.ndarray
+    transl: np.ndarray
+    reprojection_px: np.ndarray
+    plane: ground.GroundPlane | None = None
+    contact: np.ndarray | None = field(default=None)
+
+
+def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor, names: list[str],
+                feet: list[int], fps: float) -> tuple[ground.GroundPlane, np.ndarray, np.ndarray]:
+    """Floor plane, (T, F) contacts and (F,) heights of the foot points above the sole, from the
+    current camera-frame fit."""
+    with torch.no_grad():
+        kp = model(pose, shape, transl, vertices=False).keypoints.double().cpu().numpy()
+        rest = model(model.rest_pose(1), shape.detach())
+    # How high each foot point sits above the sole when standing (ankle ~8 cm, toe ~2 cm):
+    # the floor is fitted to the points lowered by this much.
+    up_rest = rest.keypoints[0, feet, 1] - rest.vertices[0, :, 1].min()
+    lift = up_rest.double().cpu().numpy()
+    mid = lambda a, b: 0.5 * (kp[:, names.index(a)] + kp[:, names.index(b)])  # noqa: E731
+    up = ground.body_up(mid("left_shoulder", "right_shoulder"), mid("left_hip", "right_hip"))
+    plane, contact = ground.estimate_ground(kp[:, feet] - lift[:, None] * up, up, fps)
+    return plane, contact, lift

@@ -90,3 +90,34 @@ def velocity(x: torch.Tensor) -> torch.Tensor:
     if x.shape[0] < 2:
         return x.new_zeros(())
     return (x[1:] - x[:-1]).square().sum(-1).mean()
+
+
+def foot_sliding(feet: torch.Tensor, contact: torch.Tensor) -> torch.Tensor:
+    """Mean squared displacement of foot points between consecutive frames in which both are
+    in contact (metres^2/frame^2): feet on the ground do not slide.
+
+    Args:
+        feet: (T, F, 3) foot points; contact: (T, F) bool or 0/1.
+    """
+    if feet.shape[0] < 2:
+        return feet.new_zeros(())
+    both = (contact[1:] * contact[:-1]).to(feet.dtype)  # (T-1, F)
+    step = (feet[1:] - feet[:-1]).square().sum(-1)
+    return (both * step).sum() / both.sum().clamp(min=1.0)
+
+
+def ground_contact(feet: torch.Tensor, contact: torch.Tensor, normal: torch.Tensor,
+                   offset: torch.Tensor | float, lift: torch.Tensor | float = 0.0) -> torch.Tensor:
+    """Feet in contact rest on the floor, and no foot point goes below it (metres^2).
+
+    Args:
+        feet: (T, F, 3) foot points; contact: (T, F) bool or 0/1.
+        normal: (3,) unit floor normal pointing up; offset: floor is normal . x + offset = 0.
+        lift: (F,) or scalar height each point has above the floor when its foot stands flat
+            (an ankle is ~8 cm up, a toe ~2 cm).
+    Returns:
+        mean over points of contact * (height - lift)^2 + relu(-height)^2.
+    """
+    h = feet @ normal + offset  # (T, F)
+    c = contact.to(feet.dtype)
+    return (c * (h - lift).square() + torch.relu(-h).square()).mean()

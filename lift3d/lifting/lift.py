@@ -9,7 +9,7 @@ import torch
 
 from lift3d import formats
 from lift3d.io_utils import LoadError
-from lift3d.lifting.data import INPUT_FORMAT, OUTPUT_FORMAT, ROOT, normalize_2d
+from lift3d.lifting.data import INPUT_FORMAT, OUTPUT_FORMAT, ROOT, canonical_2d, normalize_2d
 from lift3d.lifting.model import Lifter
 from lift3d.types import Camera, Joints3D, Keypoints2D
 
@@ -28,7 +28,7 @@ def load_lifter(path: str | Path | None = None, device: str | torch.device = "cp
                         "`python -m lift3d.lifting.train` (see docs/BENCHMARKS.md)")
     try:
         ckpt = torch.load(path, map_location="cpu", weights_only=True)
-        net = Lifter(**ckpt["config"])
+        net = Lifter(**{"view": "box", **ckpt["config"]})  # the first weights had no "view"
         net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
     except (RuntimeError, KeyError, TypeError, EOFError, OSError) as e:
         raise LoadError(f"cannot read lifting weights {path} ({e})") from None
@@ -79,6 +79,34 @@ def root_translation(rel3d: np.ndarray, kp2d: np.ndarray, K: np.ndarray) -> np.n
     return out
 
 
+def _network_input(net: Lifter, kp: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray | None]:
+    """(..., T, 17, 3) pixels -> the network's input and the per-frame view rotations (None
+    for a "box" network, whose output is already in the camera's axes)."""
+    if net.config.get("view", "box") == "virtual":
+        return canonical_2d(kp, camera)
+    return normalize_2d(kp), None
+
+
+def lift_root_relative(net: Lifter, kp: np.ndarray, camera: Camera) -> np.ndarray:
+    """Run the network on (..., T, 17, 3) coco17 pixels + confidence of tracked people.
+
+    Returns (..., T, 17, 3) root-relative h36m17 joints in ``camera``'s axes. A network trained
+    on the virtual view (``data.canonicalize``) needs the intrinsics to undo the view rotation;
+    without calibration a guessed field of view costs little (the rotation is the angle of the
+    person's viewing ray, which a wrong focal length changes only slightly).
+    """
+    kp = np.asarray(kp, dtype=np.float64)
+    shape = kp.shape
+    x, R = _network_input(net, kp.reshape((-1,) + shape[-3:]), camera)
+    dev = next(net.parameters()).device
+    with torch.no_grad():
+        rel = net(torch.as_tensor(x, dtype=torch.float32, device=dev)).double().cpu().numpy()
+    if R is not None:
+        rel = rel @ R  # virtual camera axes -> real camera axes, per frame
+    rel = rel - rel[..., ROOT:ROOT + 1, :]
+    return rel.reshape(shape[:-1] + (3,))
+
+
 def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | None = None,
          device: str | torch.device = "cpu") -> Joints3D:
     """Lift every tracked person's 2D keypoints to 3D h36m17 joints.
@@ -87,7 +115,7 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
         keypoints2d: (T, P, J, 3) in any format that can give coco17.
         camera: intrinsics of the video. With it, the joints are absolute camera-frame
             positions (root trajectory solved from the 2D); without it, root-relative
-            (pelvis at the origin) in camera axes.
+            (pelvis at the origin) in the axes of a 60-degree camera of the keypoints' image size.
         net: a Lifter; the shipped one by default.
         device: torch device.
     Returns:
@@ -96,12 +124,9 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
     """
     net = net or load_lifter(device=device)
     kp = formats.convert(keypoints2d.data, keypoints2d.format, INPUT_FORMAT)  # (T, P, 17, 3)
-    T, P = kp.shape[:2]
-    x = np.stack([normalize_2d(kp[:, p]) for p in range(P)])  # (P, T, 17, 3)
-    dev = next(net.parameters()).device
-    with torch.no_grad():
-        rel = net(torch.as_tensor(x, dtype=torch.float32, device=dev)).double().cpu().numpy()
-    rel = rel - rel[:, :, ROOT:ROOT + 1]
+    rel = lift_root_relative(net, kp.transpose(1, 0, 2, 3),
+                             camera or Camera.from_fov(*keypoints2d.image_size))  # (P, T, 17, 3)
+    P = kp.shape[1]
     seen = (kp[..., 2] > 0).any(-1).T  # (P, T)
     conf = np.repeat(seen[..., None], rel.shape[2], -1).astype(np.float64)
     out = rel.copy()
@@ -121,17 +146,28 @@ class StreamingLifter:
 
     The newest frame sits at the right edge of the window, padded by repetition, so the output
     has no delay; accuracy is a little below the offline ``lift`` which also sees the future.
+    ``camera`` gives the intrinsics (else a 60-degree camera of ``image_size``).
     """
 
-    def __init__(self, net: Lifter | None = None, fmt: str = INPUT_FORMAT) -> None:
+    def __init__(self, net: Lifter | None = None, fmt: str = INPUT_FORMAT, camera: Camera | None = None,
+                 image_size: tuple[int, int] = (1920, 1080)) -> None:
         self.net = net or load_lifter()
         self.fmt = fmt
+        self.camera = camera or Camera.from_fov(*image_size)
         self.window: deque[np.ndarray] = deque(maxlen=self.net.receptive_field // 2 + 1)
 
     def push(self, keypoints: np.ndarray) -> np.ndarray:
         """(J, 3) pixels + confidence of one frame -> (17, 3) root-relative h36m17 joints."""
         self.window.append(formats.convert(np.asarray(keypoints)[None], self.fmt, INPUT_FORMAT)[0])
-        x = normalize_2d(np.stack(self.window))
+        x, R = _network_input(self.net, np.stack(self.window), self.camera)
+        # Only the newest frame's output is needed: one centre evaluation on the last
+        # receptive field, the future half padded with the newest frame as ``forward`` does.
+        x = np.concatenate([x, np.repeat(x[-1:], self.net.pad, 0)])[-self.net.receptive_field:]
+        x = np.concatenate([np.repeat(x[:1], self.net.receptive_field - len(x), 0), x])
+        dev = next(self.net.parameters()).device
         with torch.no_grad():
-            y = self.net(torch.as_tensor(x[None], dtype=torch.float32))[0, -1].double().numpy()
+            y = self.net.forward_center(torch.as_tensor(x[None], dtype=torch.float32, device=dev))
+        y = y[0].double().cpu().numpy()
+        if R is not None:
+            y = y @ R[-1]
         return y - y[ROOT]

@@ -11,6 +11,7 @@ With ``kernel=1`` the same stack is the single-frame baseline of the same size.
 from __future__ import annotations
 
 import torch
+import torch.nn.functional as F
 from torch import nn
 
 
@@ -43,14 +44,17 @@ class Lifter(nn.Module):
         kernel: 3 for the temporal model, 1 for the single-frame baseline.
         dilations: one block per dilation after the input layer.
         dropout: dropout probability during training.
+        view: the input normalisation it was trained with: "virtual" (``data.canonicalize``,
+            output in the virtual camera's axes) or "box" (``data.normalize_2d`` only, output in
+            the real camera's axes; the first shipped weights).
     """
 
     def __init__(self, num_joints: int = 17, channels: int = 384, kernel: int = 3,
-                 dilations: tuple[int, ...] = (3, 9), dropout: float = 0.2) -> None:
+                 dilations: tuple[int, ...] = (3, 9), dropout: float = 0.2, view: str = "virtual") -> None:
         super().__init__()
         self.num_joints = num_joints
         self.config = {"num_joints": num_joints, "channels": channels, "kernel": kernel,
-                       "dilations": list(dilations), "dropout": dropout}
+                       "dilations": list(dilations), "dropout": dropout, "view": view}
         self.expand = nn.Conv1d(3 * num_joints, channels, kernel, bias=False)
         self.bn = nn.BatchNorm1d(channels, momentum=0.1)
         self.drop = nn.Dropout(dropout)
@@ -72,6 +76,27 @@ class Lifter(nn.Module):
             h = block(h)
         out = self.head(h).transpose(1, 2)
         return out.reshape(B, out.shape[1], self.num_joints, 3)
+
+    def forward_center(self, x: torch.Tensor) -> torch.Tensor:
+        """(B, receptive_field, J, 3) inputs -> (B, J, 3): the output at each window's centre.
+
+        Computes only the frames that output needs: with dilations kernel^1, kernel^2, ...,
+        every layer can run at stride ``kernel`` on the previous layer's needed outputs (the
+        trick of VideoPose3D's training model), about 4x cheaper per window than
+        ``forward_valid``. Same weights, same result."""
+        B, L = x.shape[:2]
+        k = self.config["kernel"]
+        if L != self.receptive_field:
+            raise ValueError(f"forward_center needs windows of {self.receptive_field} frames, got {L}")
+        if any(d != k ** (i + 1) for i, d in enumerate(self.config["dilations"])) and k > 1:
+            return self.forward_valid(x)[:, 0]
+        h = x.reshape(B, L, -1).transpose(1, 2)
+        h = self.drop(torch.relu(self.bn(F.conv1d(h, self.expand.weight, stride=k))))
+        for block in self.blocks:
+            res = h[:, :, k // 2::k]
+            y = self.drop(torch.relu(block.bn(F.conv1d(h, block.conv.weight, stride=k))))
+            h = res + self.drop(torch.relu(block.bn_mix(block.mix(y))))
+        return self.head(h)[:, :, 0].reshape(B, self.num_joints, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
         """(B, T, J, 3) normalised 2D + confidence -> (B, T, J, 3) root-relative 3D, any T >= 1."""

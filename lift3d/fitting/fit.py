@@ -22,7 +22,7 @@ from tqdm.auto import tqdm
 
 import body_models
 from lift3d import formats
-from lift3d.fitting import ground, losses
+from lift3d.fitting import ground, losses, render
 from lift3d.io_utils import Lift3DError
 from lift3d.types import BodyFit, Camera, Joints3D, Keypoints2D
 
@@ -39,6 +39,8 @@ class FitOptions:
     w_3d: float = 30.0          # per m^2: 1 cm RMS error costs 0.003
     w_pose: float = 0.002
     w_shape: float = 0.01
+    w_prior: float = 5e-4       # per nat of the mocap pose prior (GMM): real poses spread ~10 nats
+    w_limits: float = 1.0       # per rad^2 outside the joint-angle limits learned from mocap
     w_smooth: float = 10.0      # per (m/frame^2)^2
     w_slide: float = 100.0      # per (m/frame)^2 of a foot point in contact: 1 cm/frame costs 0.01
     w_ground: float = 100.0     # per m^2 of contact height / floor penetration
@@ -46,6 +48,13 @@ class FitOptions:
     iters_global: int = 40
     iters_full: int = 200
     iters_ground: int = 60      # feet and floor stage (0 = skip it; it needs >= 10 frames)
+    w_silhouette: float = 1.0   # per unit of (1 - soft IoU) against the person mask
+    # Adam steps of the silhouette stage (with masks). Off by default: on synthetic tests it
+    # has not yet lowered vertex error or raised IoU (docs/BENCHMARKS.md, issue 4 notes).
+    iters_silhouette: int = 0
+    lr_silhouette: float = 5e-3  # Adam step of the silhouette stage
+    silhouette_frames: int = 12  # key frames rendered per step (evenly spread)
+    silhouette_size: int = 96   # side of the square crop around the person that is rendered
 
 
 def _rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -128,6 +137,7 @@ def fit_body(
     progress: bool = True,
     model_kwargs: dict | None = None,
     world: bool = False,
+    masks: np.ndarray | None = None,
 ) -> BodyFit:
     """Fit a body model to every tracked person of a 2D keypoint sequence.
 
@@ -145,6 +155,10 @@ def fit_body(
         world: express the result in the gravity-aligned world of the floor found from the
             feet (Y up, floor at y = 0; ``ground.world_from_camera``), with the camera's
             extrinsics set to match; otherwise in the camera frame.
+        masks: optional person masks, (T, H, W) for one person or (T, P, H, W), values in
+            [0, 1], at any resolution of the image's aspect (a few hundred pixels is plenty);
+            they add a silhouette stage through the soft rasteriser and a per-frame
+            "silhouette_iou" quality.
     Returns:
         BodyFit with (T, P, J, 3, 3) pose, (P, S) shape, (T, P, 3) translation and per-frame
         quality "reprojection_px" (mean error of confident keypoints; NaN where none).
@@ -159,17 +173,27 @@ def fit_body(
     poses, shapes, transls, planes = [], [], [], []
     reproj = np.full((T, P), np.nan)
     contact = np.zeros((T, P))
+    sil_iou = np.full((T, P), np.nan)
     for p in range(P):
-        res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress)
+        mask_p = None
+        if masks is not None:
+            m = np.asarray(masks, dtype=np.float32)
+            mask_p = m if m.ndim == 3 else m[:, p]
+            if len(mask_p) != T:
+                raise Lift3DError(f"{len(mask_p)} masks for {T} frames")
+        res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress, mask_p)
         poses.append(res.pose), shapes.append(res.shape), transls.append(res.transl)
         reproj[:, p] = res.reprojection_px
+        if res.silhouette_iou is not None:
+            sil_iou[:, p] = res.silhouette_iou
         if res.plane is not None:
             planes.append(res.plane)
             contact[:, p] = res.contact.mean(1)
     fit = BodyFit(
         model_name=model_name, pose=np.stack(poses, 1), shape=np.stack(shapes, 0),
         transl=np.stack(transls, 1), fps=keypoints.fps, frame="camera", camera=cam,
-        quality={"reprojection_px": reproj, "foot_contact": contact},
+        quality={"reprojection_px": reproj, "foot_contact": contact,
+                 **({"silhouette_iou": sil_iou} if masks is not None else {})},
         model_kwargs={k: str(v) for k, v in model_kwargs.items()},
     )
     if world:
@@ -202,7 +226,7 @@ def to_world(fit: BodyFit, plane: ground.GroundPlane, model: body_models.BodyMod
 
 
 def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Joints3D | None,
-                opts: FitOptions, device: str, progress: bool):
+                opts: FitOptions, device: str, progress: bool, masks: np.ndarray | None = None):
     names = model.keypoint_names
     observed = formats.convert(keypoints.data[:, p], keypoints.format, names)  # (T, K, 3)
     target = None
@@ -259,6 +283,18 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
                                                                 floor["offset"], floor["lift"])
         return loss, kp
 
+    prior = _pose_prior(model, dt, device) if (opts.w_prior > 0 or opts.w_limits > 0) else None
+    if prior is not None:
+        plain_objective = objective
+
+        def objective(only_torso: bool) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: F811
+            loss, kp = plain_objective(only_torso)
+            if not only_torso:
+                pose = full_pose()
+                loss = loss + opts.w_prior * prior.nll(pose).mean()
+                loss = loss + opts.w_limits * prior.angle_limit_penalty(pose).mean()
+            return loss, kp
+
     feet = [names.index(n) for n in ground.FOOT_POINTS if n in names]
     with_ground = opts.iters_ground > 0 and len(feet) >= 2 and T >= 10
     stages = [([root6, transl], opts.iters_global, True), ([root6, transl, body6, shape], opts.iters_full, False)]
@@ -287,6 +323,24 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
             return loss
 
         optim.step(closure)
+    sil_iou = None
+    if masks is not None:
+        sil = _Silhouettes(model, masks, cam, opts, device)
+        if opts.iters_silhouette > 0:
+            # Adam, not L-BFGS: each step renders a different subset of key frames, so the
+            # objective changes between steps, which a quasi-Newton history would not survive.
+            optim = torch.optim.Adam([root6, transl, body6, shape], lr=opts.lr_silhouette)
+            for step in range(opts.iters_silhouette):
+                keys = sil.key_frames(step)
+                loss, _ = objective(False)
+                verts = model(full_pose()[keys], shape, transl[keys]).vertices
+                loss = loss + opts.w_silhouette * sil.loss(verts, keys)
+                optim.zero_grad()
+                loss.backward()
+                optim.step()
+                bar.set_postfix(loss=f"{loss.item():.5f}")
+        with torch.no_grad():
+            sil_iou = sil.iou(lambda sl: model(full_pose()[sl], shape, transl[sl]).vertices)
     bar.close()
 
     with torch.no_grad():
@@ -298,7 +352,7 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     with np.errstate(invalid="ignore"):
         reproj = np.where(conf.any(1), (err * conf).sum(1) / conf.sum(1), np.nan)
     return PersonFit(pose.cpu().double().numpy(), shape[0].detach().cpu().double().numpy(),
-                     transl.detach().cpu().double().numpy(), reproj, plane, contact)
+                     transl.detach().cpu().double().numpy(), reproj, plane, contact, sil_iou)
 
 
 @dataclass
@@ -312,6 +366,97 @@ class PersonFit:
     reprojection_px: np.ndarray
     plane: ground.GroundPlane | None = None
     contact: np.ndarray | None = field(default=None)
+    silhouette_iou: np.ndarray | None = None
+
+
+_PRIORS: dict = {}
+
+
+def _pose_prior(model, dtype: torch.dtype, device: str):
+    """The shipped mocap pose prior for this body model, or None when there is none (a prior
+    for the SMPL family is trained with ``python -m lift3d.fitting.train_prior --model smpl``)."""
+    from lift3d.fitting.prior import PosePrior
+
+    key = (model.name, str(dtype), str(device))
+    if key not in _PRIORS:
+        try:
+            prior = PosePrior.load(dtype=dtype).to(device)
+            prior.check(model)
+        except (Lift3DError, OSError, ValueError, KeyError):  # no prior for this model: the plain rotation prior still applies
+            prior = None
+        _PRIORS[key] = prior
+    return _PRIORS[key]
+
+
+class _Silhouettes:
+    """Person masks cropped around the person for rendering, and the silhouette term and IoU.
+
+    Each frame renders a square crop of ``silhouette_size`` pixels around its mask's box (the
+    intrinsics shifted and scaled to it), so a small, distant person still fills the render
+    and the silhouette's edge is resolved whatever the video's resolution.
+    """
+
+    def __init__(self, model, masks: np.ndarray, cam: Camera, opts: FitOptions, device: str) -> None:
+        import cv2
+
+        W, _ = cam.image_size
+        S = opts.silhouette_size
+        sx = masks.shape[2] / W  # mask pixels per image pixel
+        dt = model.dtype
+        Ks, crops, has = [], [], []
+        for m in masks:
+            m = np.nan_to_num(m)
+            ys, xs = np.nonzero(m > 0.5)
+            if len(xs) < 4:
+                Ks.append(cam.K), crops.append(np.zeros((S, S), np.float32)), has.append(False)
+                continue
+            lo = (np.array([xs.min(), ys.min()]) + 0.5) / sx - 0.5  # image pixels
+            hi = (np.array([xs.max(), ys.max()]) + 0.5) / sx - 0.5
+            side = 1.2 * (hi - lo).max() + 4.0
+            x0, y0 = 0.5 * (lo + hi) - 0.5 * side
+            s = S / side
+            A = np.array([[s, 0, s * (0.5 - x0) - 0.5], [0, s, s * (0.5 - y0) - 0.5], [0, 0, 1.0]])
+            a = s / sx  # mask pixel j -> crop pixel a j + (0.5 a - s x0 - 0.5)
+            M = np.array([[a, 0, 0.5 * a - s * x0 - 0.5], [0, a, 0.5 * a - s * y0 - 0.5]])
+            crops.append(cv2.warpAffine(m.astype(np.float32), M, (S, S), flags=cv2.INTER_AREA if a < 1
+                                        else cv2.INTER_LINEAR))
+            Ks.append(A @ cam.K), has.append(True)
+        self.K = torch.as_tensor(np.stack(Ks), dtype=dt, device=device)
+        self.size = (S, S)
+        self.masks = torch.as_tensor(np.clip(np.stack(crops), 0, 1), dtype=dt, device=device)
+        self.has_mask = torch.as_tensor(np.array(has), device=device)
+        self.faces = model.faces.to(device)
+        self.n = opts.silhouette_frames
+        # Soft edges a fraction of a pixel wide: wider ones bias the silhouette outwards.
+        self.sigma = 0.1
+
+    def key_frames(self, step: int) -> torch.Tensor:
+        """Evenly spread frames that have a mask, shifted at every step so all get visited."""
+        idx = torch.nonzero(self.has_mask).flatten()
+        if len(idx) <= self.n:
+            return idx
+        stride = len(idx) / self.n
+        pick = (torch.arange(self.n, dtype=torch.float64) * stride + (step * 0.618 * stride) % stride).long()
+        return idx[pick.clamp(max=len(idx) - 1)]
+
+    def loss(self, verts: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
+        """Mean (1 - soft IoU) of the rendered (k, V, 3) camera-frame vertices of frames ``keys``."""
+        pred = render.rasterize_silhouette(verts, self.faces, self.K[keys], self.size, sigma=self.sigma)
+        return render.silhouette_loss(pred, self.masks[keys])
+
+    def iou(self, vertices_of, batch: int = 16) -> np.ndarray:
+        """(T,) hard-rendered IoU with the mask (> 0.5); NaN on frames without a mask."""
+        T = len(self.masks)
+        out = np.full(T, np.nan)
+        for a in range(0, T, batch):
+            sl = slice(a, min(T, a + batch))
+            _, cover = render.render_depth(vertices_of(sl), self.faces, self.K[sl], self.size)
+            m = self.masks[sl] > 0.5
+            inter = (cover & m).flatten(1).sum(1).double()
+            union = (cover | m).flatten(1).sum(1).double()
+            iou = (inter / union.clamp(min=1)).cpu().numpy()
+            out[sl] = np.where(self.has_mask[sl].cpu().numpy(), iou, np.nan)
+        return out
 
 
 def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor, names: list[str],

@@ -26,7 +26,7 @@ def main() -> None:
         for target, label in (("lifter", "lifting network"), ("mediapipe", "MediaPipe world landmarks")):
             res = reconstruct(clip.path, Path(tmp) / target, camera=clip.camera, progress=False,
                               target=target, mesh_stride=0, preview=False)
-            e = joint_errors(res.fit.keypoints3d("coco17"), clip.keypoints3d)
+            e = joint_errors(res.fit.in_camera_frame(res.fit.keypoints3d("coco17")), clip.keypoints3d)
             own = joint_errors(res.joints3d.to_format("coco17").data[:, 0][:, body], clip.keypoints3d[:, body],
                                root=hips)["root_relative_mpjpe_mm"]
             print(f"| {label} | {e['mpjpe_mm']:.0f} | {e['root_relative_mpjpe_mm']:.0f} | "

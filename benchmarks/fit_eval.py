@@ -33,8 +33,9 @@ from lift3d.types import Keypoints2D
 
 VARIANTS = {
     "default": FitOptions(),
-    "no mocap pose prior": FitOptions(w_prior=0.0, w_limits=0.0),
+    "+ mocap GMM prior (w_prior 5e-4, w_limits 1)": FitOptions(w_prior=5e-4, w_limits=1.0),
     "no feet/floor stage": FitOptions(iters_ground=0),
+    "no joint-angle limits": FitOptions(w_limits=0.0),
 }
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
 

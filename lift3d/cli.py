@@ -80,7 +80,7 @@ def _demo(args: argparse.Namespace) -> int:
     clip = make_demo_clip(out / "inputs" / "demo_clip.mp4", progress=progress)
     res = reconstruct(clip.path, out / "clip", camera=clip.camera, progress=progress)
     _summary(res)
-    pred = res.fit.keypoints3d("coco17")
+    pred = res.fit.in_camera_frame(res.fit.keypoints3d("coco17"))
     err = joint_errors(pred, clip.keypoints3d)
     print("recovered vs true coco17 joints over {} frames: MPJPE {mpjpe_mm:.0f} mm, root-relative "
           "{root_relative_mpjpe_mm:.0f} mm, PA-MPJPE {pa_mpjpe_mm:.0f} mm".format(len(pred), **err))

@@ -368,6 +368,13 @@ class BodyFit:
         """(T, K, 3) named 3D keypoints of one person (format ``fmt``), in the fit's frame."""
         return self._evaluate(person, batch, "keypoints", model, fmt)
 
+    def in_camera_frame(self, points: np.ndarray) -> np.ndarray:
+        """(..., 3) points in this fit's frame -> the camera frame (a world fit's camera holds
+        the world-to-camera extrinsics)."""
+        if self.frame == "camera" or self.camera is None:
+            return np.asarray(points)
+        return self.camera.world_to_camera(points)
+
     def faces(self, model=None) -> np.ndarray:
         """(F, 3) triangle indices of the body model's mesh."""
         model = model or self.body_model()

@@ -35,7 +35,9 @@ VARIANTS = {
     "default": FitOptions(),
     "+ mocap GMM prior (w_prior 5e-4, w_limits 1)": FitOptions(w_prior=5e-4, w_limits=1.0),
     "no feet/floor stage": FitOptions(iters_ground=0),
+    "contacts from the fit's 3D feet only": FitOptions(contacts_from_2d=False),
     "no joint-angle limits": FitOptions(w_limits=0.0),
+    "half the iterations (20 + 100 + 30)": FitOptions(iters_global=20, iters_full=100, iters_ground=30),
 }
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
 

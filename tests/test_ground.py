@@ -112,3 +112,19 @@ def test_world_fit_stands_on_the_floor_and_projects_like_the_camera_fit(anny):
     up_in_camera = world.camera.R @ np.array([0.0, 1.0, 0.0])
     true_up = R @ np.array([0.0, 1.0, 0.0])
     assert np.degrees(np.arccos(np.clip(up_in_camera @ true_up, -1, 1))) < 8.0
+
+
+def test_image_speed_sees_a_planted_foot_despite_depth_jitter():
+    """A planted foot whose fitted depth jitters by centimetres is fast in 3D but still in 2D."""
+    T, fps, f = 30, 30.0, 800.0
+    rng = np.random.default_rng(0)
+    depth = 4.0 + rng.normal(0, 0.03, (T, 1))  # the fit's depth jitter
+    uv = np.concatenate([np.full((T, 1, 2), 300.0) + rng.normal(0, 0.3, (T, 1, 2)), np.ones((T, 1, 1))], -1)
+    pts = np.concatenate([(uv[..., :2] - 320) / f * depth[..., None], depth[..., None]], -1)
+    speed2d = ground.image_speed(uv, depth, f, fps)
+    assert np.nanmax(speed2d) < 0.2  # m/s: planted (the contact threshold is 0.3)
+    up = np.array([0.0, -1.0, 0.0])
+    assert ground.detect_contacts(pts, up, fps).mean() < 0.5  # the 3D speed misses it
+    assert ground.detect_contacts(pts, up, fps, speed=speed2d).all()
+    uv[10:, 0, 2] = 0.0  # not detected: NaN, and the 3D speed decides
+    assert np.isnan(ground.image_speed(uv, depth, f, fps)[12:]).all()

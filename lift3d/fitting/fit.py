@@ -51,6 +51,7 @@ class FitOptions:
     iters_global: int = 40
     iters_full: int = 200
     iters_ground: int = 60      # feet and floor stage (0 = skip it; it needs >= 10 frames)
+    contacts_from_2d: bool = True  # foot speed from the detections' image motion (static camera)
     w_silhouette: float = 1.0   # per unit of (1 - soft IoU) against the person mask
     # Adam steps of the silhouette stage (with masks). Off by default: on synthetic tests it
     # has not yet lowered vertex error or raised IoU (docs/BENCHMARKS.md, issue 4 notes).
@@ -309,7 +310,8 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     plane, contact = None, None
     for k, (params, iters, only_torso) in enumerate(stages):
         if k == 2:  # the feet and floor stage starts from the full fit
-            plane, contact, lift = _find_floor(model, shape, full_pose(), transl, names, feet, keypoints.fps)
+            plane, contact, lift = _find_floor(model, shape, full_pose(), transl, names, feet, keypoints.fps,
+                                               observed if opts.contacts_from_2d else None, cam.focal)
             floor.update(feet=feet, contact=torch.as_tensor(contact, device=device),
                          normal=as_t(plane.normal), offset=as_t(plane.offset), lift=as_t(lift))
         # L-BFGS: the objective is smooth and the parameters few per frame, so a quasi-Newton
@@ -463,9 +465,11 @@ class _Silhouettes:
 
 
 def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor, names: list[str],
-                feet: list[int], fps: float) -> tuple[ground.GroundPlane, np.ndarray, np.ndarray]:
+                feet: list[int], fps: float, observed: np.ndarray | None = None, focal: float = 1.0
+                ) -> tuple[ground.GroundPlane, np.ndarray, np.ndarray]:
     """Floor plane, (T, F) contacts and (F,) heights of the foot points above the sole, from the
-    current camera-frame fit."""
+    current camera-frame fit; with ``observed`` (T, K, 3) detections, foot speeds come from
+    their image motion where they are confident."""
     with torch.no_grad():
         kp = model(pose, shape, transl, vertices=False).keypoints.double().cpu().numpy()
         rest = model(model.rest_pose(1), shape.detach())
@@ -475,5 +479,6 @@ def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Te
     lift = up_rest.double().cpu().numpy()
     mid = lambda a, b: 0.5 * (kp[:, names.index(a)] + kp[:, names.index(b)])  # noqa: E731
     up = ground.body_up(mid("left_shoulder", "right_shoulder"), mid("left_hip", "right_hip"))
-    plane, contact = ground.estimate_ground(kp[:, feet] - lift[:, None] * up, up, fps)
+    speed = None if observed is None else ground.image_speed(observed[:, feet], kp[:, feet, 2], focal, fps)
+    plane, contact = ground.estimate_ground(kp[:, feet] - lift[:, None] * up, up, fps, speed=speed)
     return plane, contact, lift

@@ -44,7 +44,7 @@ def body_up(shoulders_mid: np.ndarray, hips_mid: np.ndarray) -> np.ndarray:
 
 
 def detect_contacts(feet: np.ndarray, up: np.ndarray, fps: float, max_speed: float = 0.3,
-                    max_height: float = 0.06) -> np.ndarray:
+                    max_height: float = 0.06, speed: np.ndarray | None = None) -> np.ndarray:
     """Which foot points touch the ground in which frames.
 
     A point is in contact when it moves slower than ``max_speed`` (m/s, over a 3-frame median)
@@ -55,18 +55,41 @@ def detect_contacts(feet: np.ndarray, up: np.ndarray, fps: float, max_speed: flo
         feet: (T, F, 3) foot points (heels, toes, ankles), camera frame.
         up: (3,) unit up direction.
         fps: frames per second of the sequence.
+        speed: optional (T, F) speeds (m/s) measured otherwise, e.g. from the 2D keypoints' image
+            motion (``image_speed``), which a monocular fit's depth jitter does not reach; NaN
+            entries fall back to the 3D points' own speed.
     Returns:
         (T, F) bool.
     """
     T = feet.shape[0]
     if T < 2:
         return np.ones(feet.shape[:2], dtype=bool)
-    speed = np.linalg.norm(np.diff(feet, axis=0), axis=-1) * fps  # (T-1, F)
-    speed = np.concatenate([speed[:1], 0.5 * (speed[1:] + speed[:-1]), speed[-1:]])  # per frame
+    own = _per_frame(np.linalg.norm(np.diff(feet, axis=0), axis=-1) * fps)
+    speed = own if speed is None else np.where(np.isfinite(speed), speed, own)
     speed = median_filter(speed, size=(min(3, T), 1), mode="nearest")
     h = feet @ up
     low = np.percentile(h, 5, axis=0)  # per point: an ankle in contact is higher than a toe
     return (speed < max_speed) & (h - low < max_height)
+
+
+def _per_frame(step_values: np.ndarray) -> np.ndarray:
+    """(T-1, F) values between frames -> (T, F) per frame (mean of the two neighbours)."""
+    v = step_values
+    return np.concatenate([v[:1], 0.5 * (v[1:] + v[:-1]), v[-1:]])
+
+
+def image_speed(uv: np.ndarray, depth: np.ndarray, focal: float, fps: float,
+                min_conf: float = 0.3) -> np.ndarray:
+    """Speeds (m/s) of points from their image motion, at their depth, for a static camera.
+
+    Args:
+        uv: (T, F, 3) pixels + confidence; depth: (T, F) camera depth (m); focal: pixels.
+    Returns:
+        (T, F) speed across the line of sight; NaN where either neighbour frame is not confident.
+    """
+    step = np.linalg.norm(np.diff(uv[..., :2], axis=0), axis=-1) * fps * depth[1:] / focal
+    ok = (uv[1:, :, 2] > min_conf) & (uv[:-1, :, 2] > min_conf)
+    return _per_frame(np.where(ok, step, np.nan))
 
 
 def fit_plane(points: np.ndarray, up_prior: np.ndarray, prior_m: float = 0.05) -> GroundPlane:
@@ -95,8 +118,8 @@ def fit_plane(points: np.ndarray, up_prior: np.ndarray, prior_m: float = 0.05) -
     return GroundPlane(normal=n, offset=float(-n @ c))
 
 
-def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float,
-                    rounds: int = 2) -> tuple[GroundPlane, np.ndarray]:
+def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float, rounds: int = 2,
+                    speed: np.ndarray | None = None) -> tuple[GroundPlane, np.ndarray]:
     """Contacts and floor, alternated: contacts under the current up, plane through them.
 
     Robust to a few wrong contacts by dropping points more than 3 cm (or 2.5 robust sigmas)
@@ -104,13 +127,14 @@ def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float,
 
     Args:
         feet: (T, F, 3) foot points, camera frame; up_prior: (3,) unit; fps: frame rate.
+        speed: optional (T, F) speeds for ``detect_contacts``.
     Returns:
         (GroundPlane, (T, F) bool contacts).
     """
     up = up_prior
     plane = None
     for _ in range(rounds):
-        contact = detect_contacts(feet, up, fps)
+        contact = detect_contacts(feet, up, fps, speed=speed)
         pts = feet[contact]
         if len(pts) < 3:  # nobody stands still: the lowest points of each frame are the floor
             pts = feet[np.arange(len(feet)), np.argmin(feet @ up, axis=1)]
@@ -120,7 +144,7 @@ def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float,
         if keep.sum() >= 3:
             plane = fit_plane(pts[keep], up_prior)
         up = plane.normal
-    return plane, detect_contacts(feet, up, fps)
+    return plane, detect_contacts(feet, up, fps, speed=speed)
 
 
 def world_from_camera(plane: GroundPlane, origin_above: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

@@ -32,12 +32,14 @@ from lift3d.metrics import joint_errors
 from lift3d.types import Keypoints2D
 
 VARIANTS = {
-    "default": FitOptions(),
+    "default (20 + 100 + 30 iterations, warm start)": FitOptions(),
     "+ mocap GMM prior (w_prior 5e-4, w_limits 1)": FitOptions(w_prior=5e-4, w_limits=1.0),
     "no feet/floor stage": FitOptions(iters_ground=0),
-    "contacts from the fit's 3D feet only": FitOptions(contacts_from_2d=False),
     "no joint-angle limits": FitOptions(w_limits=0.0),
-    "half the iterations (20 + 100 + 30)": FitOptions(iters_global=20, iters_full=100, iters_ground=30),
+    "twice the iterations (40 + 200 + 60)": FitOptions(iters_global=40, iters_full=200, iters_ground=60),
+    "no warm start, 40 + 200 + 60": FitOptions(warm_start=False, iters_global=40, iters_full=200,
+                                               iters_ground=60),
+    "no warm start": FitOptions(warm_start=False),
 }
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
 
@@ -109,7 +111,7 @@ def main() -> None:
         m = {k: v / frames for k, v in s.items()}
         print(f"| {name} | {m['vertex_mm']:.1f} | {m['pa_mpjpe_mm']:.1f} | {m['accel_mm']:.2f} | "
               f"{m['slide_mm']:.2f} | {args.frames / m['seconds']:.1f} |")
-    t = {k: v / frames for k, v in sums["default"].items()}
+    t = {k: v / frames for k, v in next(iter(sums.values())).items()}
     print(f"\n(truth's own sole motion on its contact frames: {t['truth_slide_mm']:.2f} mm/frame)")
 
 

@@ -55,7 +55,7 @@ def main() -> None:
 
         t0 = time.perf_counter()
         fit = fit_body(det.keypoints, clip.camera, det.world, progress=False)
-        rows.append(("body fit (Anny, 40 + 200 + 60 L-BFGS iterations)", time.perf_counter() - t0, T, peak_mb()))
+        rows.append(("body fit (Anny, 20 + 100 + 30 L-BFGS iterations)", time.perf_counter() - t0, T, peak_mb()))
 
         t0 = time.perf_counter()
         write_preview(clip.path, det.keypoints, fit, tmp / "preview.mp4", progress=False)

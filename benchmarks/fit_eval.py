@@ -31,15 +31,15 @@ from lift3d.lifting.train import HELD_OUT, load_sequences
 from lift3d.metrics import joint_errors
 from lift3d.types import Keypoints2D
 
+LONG = dict(iters_global=40, iters_full=200, iters_ground=60)  # the schedule before the warm start
 VARIANTS = {
-    "default (20 + 100 + 30 iterations, warm start)": FitOptions(),
-    "+ mocap GMM prior (w_prior 5e-4, w_limits 1)": FitOptions(w_prior=5e-4, w_limits=1.0),
-    "no feet/floor stage": FitOptions(iters_ground=0),
-    "no joint-angle limits": FitOptions(w_limits=0.0),
-    "twice the iterations (40 + 200 + 60)": FitOptions(iters_global=40, iters_full=200, iters_ground=60),
-    "no warm start, 40 + 200 + 60": FitOptions(warm_start=False, iters_global=40, iters_full=200,
-                                               iters_ground=60),
-    "no warm start": FitOptions(warm_start=False),
+    "default (warm start, 20 + 100 + 30 iterations)": FitOptions(),
+    "warm start, 40 + 200 + 60 iterations": FitOptions(**LONG),
+    "+ mocap GMM prior (w_prior 5e-4, w_limits 1), 40 + 200 + 60": FitOptions(w_prior=5e-4, w_limits=1.0, **LONG),
+    "no feet/floor stage, 40 + 200": FitOptions(**{**LONG, "iters_ground": 0}),
+    "no joint-angle limits, 40 + 200 + 60": FitOptions(w_limits=0.0, **LONG),
+    "no warm start, 40 + 200 + 60": FitOptions(warm_start=False, **LONG),
+    "no warm start, 20 + 100 + 30": FitOptions(warm_start=False),
 }
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
 

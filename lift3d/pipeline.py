@@ -105,7 +105,7 @@ def reconstruct(
     else:
         raise Lift3DError(f"unknown 3D target {target!r}; use 'lifter' or 'mediapipe'")
     fit = fit_body(kp, cam, joints3d, model=body, model_kwargs=model_kwargs, options=fit_options,
-                   device=device, progress=progress, world=kp.num_frames >= 10)
+                   device=device, progress=progress, world="auto")
     files["fit"] = out / "fit.npz"
     fit.save(files["fit"])
 

@@ -24,6 +24,7 @@ import body_models
 from lift3d import formats
 from lift3d.fitting import ground, losses, render
 from lift3d.io_utils import Lift3DError
+from lift3d.lifting.data import fill_gaps
 from lift3d.types import BodyFit, Camera, Joints3D, Keypoints2D
 
 TORSO = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
@@ -67,17 +68,6 @@ class FitOptions:
 def _rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
     """(..., 3, 2) first two columns -> (..., 3, 3) rotation (Gram-Schmidt, continuous)."""
     return roma.special_gramschmidt(x)
-
-
-def _fill_missing(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Linear interpolation over time of (T, D) values at frames where ``valid`` is False."""
-    out = values.copy()
-    t = np.arange(len(values))
-    if valid.sum() == 0:
-        return out
-    for d in range(values.shape[1]):
-        out[:, d] = np.interp(t, t[valid], values[valid, d])
-    return out
 
 
 def _initial_root(model, observed: np.ndarray, target3d: np.ndarray | None, cam: Camera,
@@ -126,7 +116,7 @@ def _initial_root(model, observed: np.ndarray, target3d: np.ndarray | None, cam:
         valid[t] = True
     if not valid.any():
         raise Lift3DError("no person was detected in any frame: nothing to fit")
-    transl = _fill_missing(transl, valid)
+    transl = fill_gaps(transl, valid)
     # A median over a few frames removes single-frame depth outliers from bad detections.
     from scipy.ndimage import median_filter
 
@@ -143,7 +133,7 @@ def fit_body(
     device: str = "cpu",
     progress: bool = True,
     model_kwargs: dict | None = None,
-    world: bool = False,
+    world: bool | str = False,
     masks: np.ndarray | None = None,
 ) -> BodyFit:
     """Fit a body model to every tracked person of a 2D keypoint sequence.
@@ -161,7 +151,9 @@ def fit_body(
         model_kwargs: passed to ``body_models.load`` (e.g. SMPL ``model_path``).
         world: express the result in the gravity-aligned world of the floor found from the
             feet (Y up, floor at y = 0; ``ground.world_from_camera``), with the camera's
-            extrinsics set to match; otherwise in the camera frame.
+            extrinsics set to match; otherwise in the camera frame. "auto": the world when a
+            floor was found (the feet/floor stage ran: >= 10 frames, feet in the model's
+            keypoints, ``iters_ground`` > 0), else the camera frame.
         masks: optional person masks, (T, H, W) for one person or (T, P, H, W), values in
             [0, 1], at any resolution of the image's aspect (a few hundred pixels is plenty);
             they add a silhouette stage through the soft rasteriser and a per-frame
@@ -181,13 +173,12 @@ def fit_body(
     reproj = np.full((T, P), np.nan)
     contact = np.zeros((T, P))
     sil_iou = np.full((T, P), np.nan)
+    if masks is not None:
+        masks = np.asarray(masks, dtype=np.float32)
+        if len(masks) != T:
+            raise Lift3DError(f"{len(masks)} masks for {T} frames")
     for p in range(P):
-        mask_p = None
-        if masks is not None:
-            m = np.asarray(masks, dtype=np.float32)
-            mask_p = m if m.ndim == 3 else m[:, p]
-            if len(mask_p) != T:
-                raise Lift3DError(f"{len(mask_p)} masks for {T} frames")
+        mask_p = None if masks is None else masks if masks.ndim == 3 else masks[:, p]
         res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress, mask_p)
         poses.append(res.pose), shapes.append(res.shape), transls.append(res.transl)
         reproj[:, p] = res.reprojection_px
@@ -203,6 +194,8 @@ def fit_body(
                  **({"silhouette_iou": sil_iou} if masks is not None else {})},
         model_kwargs={k: str(v) for k, v in model_kwargs.items()},
     )
+    if world == "auto":
+        world = bool(planes)
     if world:
         if not planes:
             raise Lift3DError("no floor was found (the body model has no foot keypoints or the "
@@ -275,6 +268,7 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
         return pose
 
     floor: dict = {}  # the ground stage's plane and contacts, once found
+    prior = _pose_prior(model, dt, device) if (opts.w_prior > 0 or opts.w_limits > 0) else None
 
     def objective(only_torso: bool) -> tuple[torch.Tensor, torch.Tensor]:
         pose = full_pose()
@@ -292,24 +286,15 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
         if not only_torso:
             loss = loss + opts.w_pose * losses.rotation_prior(pose[:, body])
             loss = loss + opts.w_shape * shape.square().sum()
+            if prior is not None:
+                loss = loss + opts.w_prior * prior.nll(pose).mean()
+                loss = loss + opts.w_limits * prior.angle_limit_penalty(pose).mean()
         if floor:
             feet = kp[:, floor["feet"]]
             loss = loss + opts.w_slide * losses.foot_sliding(feet, floor["contact"])
             loss = loss + opts.w_ground * losses.ground_contact(feet, floor["contact"], floor["normal"],
                                                                 floor["offset"], floor["lift"])
         return loss, kp
-
-    prior = _pose_prior(model, dt, device) if (opts.w_prior > 0 or opts.w_limits > 0) else None
-    if prior is not None:
-        plain_objective = objective
-
-        def objective(only_torso: bool) -> tuple[torch.Tensor, torch.Tensor]:  # noqa: F811
-            loss, kp = plain_objective(only_torso)
-            if not only_torso:
-                pose = full_pose()
-                loss = loss + opts.w_prior * prior.nll(pose).mean()
-                loss = loss + opts.w_limits * prior.angle_limit_penalty(pose).mean()
-            return loss, kp
 
     feet = [names.index(n) for n in ground.FOOT_POINTS if n in names]
     with_ground = opts.iters_ground > 0 and len(feet) >= 2 and T >= 10

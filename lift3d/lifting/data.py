@@ -147,20 +147,21 @@ def corrupt(rng: np.random.Generator, uv: np.ndarray, depth: np.ndarray, image_s
     return np.concatenate([out, conf[..., None]], -1)
 
 
-def _fill_time(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
-    """Interpolate (..., T, D) values over time where ``valid`` (..., T) is False."""
+def fill_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
+    """Linear interpolation over time of (..., T, D) values where ``valid`` (..., T) is False;
+    sequences with no valid frame are left as they are."""
     out = values.copy()
-    for idx in zip(*np.nonzero(~valid.all(-1))) if valid.ndim > 1 else ([()] if not valid.all() else []):
-        ok = valid[idx]
-        if not ok.any():
-            continue
-        t = np.arange(len(ok))
-        for d in range(values.shape[-1]):
-            out[idx + (slice(None), d)] = np.interp(t, t[ok], values[idx][ok, d])
+    flat_v = out.reshape((-1,) + values.shape[-2:])
+    flat_ok = valid.reshape(-1, valid.shape[-1])
+    t = np.arange(valid.shape[-1])
+    for seq, ok in zip(flat_v, flat_ok):
+        if ok.any() and not ok.all():
+            for d in range(seq.shape[-1]):
+                seq[:, d] = np.interp(t, t[ok], seq[ok, d])
     return out
 
 
-def _box(xy: np.ndarray, ok: np.ndarray, smooth: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _box(xy: np.ndarray, ok: np.ndarray, smooth: int) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame box centre (..., T, 2) and larger side (..., T) of the confident points,
     interpolated over frames without any, side median-filtered over ``smooth`` frames."""
     big = np.where(ok[..., None], xy, np.nan)
@@ -170,11 +171,11 @@ def _box(xy: np.ndarray, ok: np.ndarray, smooth: int) -> tuple[np.ndarray, np.nd
     valid = np.isfinite(lo).all(-1)
     centre = np.where(valid[..., None], 0.5 * (lo + hi), 0.0)
     side = np.where(valid, np.maximum((hi - lo).max(-1), 1.0), 1.0)  # >= 1 pixel
-    both = _fill_time(np.concatenate([centre, side[..., None]], -1), valid)
+    both = fill_gaps(np.concatenate([centre, side[..., None]], -1), valid)
     # The filtered side never drops below half the frame's own, so confident points stay within
     # +-1 even when the box jumps (a person leaving the image).
     centre, side = both[..., :2], np.maximum(_median_time(both[..., 2], smooth, both.ndim - 2), 0.5 * both[..., 2])
-    return centre, side, valid
+    return centre, side
 
 
 def normalize_2d(kp: np.ndarray, smooth: int = 9) -> np.ndarray:
@@ -191,7 +192,7 @@ def normalize_2d(kp: np.ndarray, smooth: int = 9) -> np.ndarray:
     """
     kp = np.asarray(kp, dtype=np.float64)
     ok = kp[..., 2] > 0
-    centre, side, _ = _box(kp[..., :2], ok, smooth)
+    centre, side = _box(kp[..., :2], ok, smooth)
     xy = (kp[..., :2] - centre[..., None, :]) / side[..., None, None]
     xy = np.where(ok[..., None], xy, 0.0)
     return np.concatenate([xy, np.where(ok, kp[..., 2], 0.0)[..., None]], -1)
@@ -238,7 +239,7 @@ def canonicalize(xyc: np.ndarray, smooth: int = 9) -> tuple[np.ndarray, np.ndarr
         R: (..., T, 3, 3) virtual-from-real rotations; real-camera points = virtual points @ R.
     """
     ok = xyc[..., 2] > 0
-    centre, _, _ = _box(xyc[..., :2], ok, smooth)
+    centre, _ = _box(xyc[..., :2], ok, smooth)
     centre = _median_time(centre, smooth, centre.ndim - 2)
     R = view_rotation(centre)
     rays = np.concatenate([xyc[..., :2], np.ones_like(xyc[..., :1])], -1) @ np.swapaxes(R, -1, -2)

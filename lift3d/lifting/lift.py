@@ -9,7 +9,7 @@ import torch
 
 from lift3d import formats
 from lift3d.io_utils import LoadError
-from lift3d.lifting.data import INPUT_FORMAT, OUTPUT_FORMAT, ROOT, canonical_2d, normalize_2d
+from lift3d.lifting.data import INPUT_FORMAT, OUTPUT_FORMAT, ROOT, canonical_2d, fill_gaps, normalize_2d
 from lift3d.lifting.model import Lifter
 from lift3d.types import Camera, Joints3D, Keypoints2D
 
@@ -70,13 +70,7 @@ def root_translation(rel3d: np.ndarray, kp2d: np.ndarray, K: np.ndarray) -> np.n
         sw = np.repeat(np.sqrt(w[ok]), 2)
         out[t] = np.linalg.lstsq(A * sw[:, None], b * sw, rcond=None)[0]
     valid = np.isfinite(out).all(1)
-    if valid.any():
-        idx = np.arange(T)
-        for k in range(3):
-            out[:, k] = np.interp(idx, idx[valid], out[valid, k])
-    else:
-        out[:] = 0.0
-    return out
+    return fill_gaps(out, valid) if valid.any() else np.zeros_like(out)
 
 
 def _network_input(net: Lifter, kp: np.ndarray, camera: Camera) -> tuple[np.ndarray, np.ndarray | None]:

@@ -154,7 +154,7 @@ class Camera:
             raise LoadError(f"camera file not found: {path}")
         try:
             return cls.from_dict(json.loads(path.read_text()))
-        except json.JSONDecodeError as e:
+        except (json.JSONDecodeError, UnicodeDecodeError) as e:
             raise LoadError(f"camera file {path} is not valid JSON ({e})") from None
 
 

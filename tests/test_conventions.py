@@ -54,6 +54,9 @@ def test_camera_save_load_and_bad_files(tmp_path):
     (tmp_path / "bad.json").write_text('{"K": [[1, 0')
     with pytest.raises(LoadError, match="not valid JSON"):
         Camera.load(tmp_path / "bad.json")
+    (tmp_path / "binary.json").write_bytes(b"\xd3\x00\xff" * 10)  # e.g. a video passed as --camera
+    with pytest.raises(LoadError, match="not valid JSON"):
+        Camera.load(tmp_path / "binary.json")
     with pytest.raises(LoadError, match="not found"):
         Camera.load(tmp_path / "missing.json")
     d = cam.to_dict()

@@ -24,7 +24,7 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--fov", type=float, default=60.0, help="horizontal field of view in degrees when no --camera (default 60)")
     p.add_argument("--model", default="anny", choices=["anny", "smpl", "smplh", "smplx"], help="body model (default anny)")
     p.add_argument("--model-path", type=Path, help="folder or file of licensed SMPL-family model files")
-    p.add_argument("--iters", type=int, help="full-body fit iterations (default 200)")
+    p.add_argument("--iters", type=int, help="full-body fit iterations (default: FitOptions.iters_full, 100)")
     p.add_argument("--mesh-stride", type=int, default=1, help="write a mesh every N frames (0 = none)")
     p.add_argument("--no-preview", action="store_true", help="do not write preview.mp4")
     p.add_argument("--target", default="mediapipe", choices=["mediapipe", "lifter"],

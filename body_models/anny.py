@@ -104,6 +104,31 @@ class AnnyModel(BodyModel):
         dense = torch.zeros(vw.shape[0], self.num_joints, dtype=vw.dtype, device=vw.device)
         return dense.scatter_add_(1, vi.long(), vw)
 
+    def _rest(self, shape: torch.Tensor) -> dict[str, torch.Tensor]:
+        """Anny's rest model (Anny axes) for (Bs, S) shapes, Bs = 1 or the batch."""
+        phenotype = (0.5 + shape).clamp(0.0, 1.0)
+        no_extra = phenotype.new_zeros(phenotype.shape[0], 0)
+        coeffs = self._anny._get_phenotype_blendshape_coefficients(phenotype, no_extra, no_extra)
+        return self._anny.get_rest_model(coeffs)
+
+    def bind(self, shape: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """See ``BodyModel.bind``. Anny skins from its rest mesh with bones whose reference
+        orientation differs from their rest orientation, so its identity pose is not its
+        skinning rest pose: the bind vertices are the rest mesh and each inverse bind matrix
+        carries that bone's rest-to-reference transform (exact, not an approximation)."""
+        shape = torch.zeros(1, self.num_shape, dtype=self.dtype, device=self.device) if shape is None else shape
+        rest = self._rest(shape)
+        identity = torch.eye(4, dtype=self.dtype, device=self.device).expand(1, self.num_joints, 4, 4)
+        transforms, poses = self._anny.get_bone_transforms(identity, rest["rest_bone_poses"])
+        F = torch.eye(4, dtype=self.dtype, device=self.device)
+        F[:3, :3] = self._to_world
+        transforms = F @ transforms[0] @ F.T  # (J, 4, 4) in world axes
+        joints = poses[0, :, :3, 3] @ self._to_world.T
+        inverse_bind = transforms.clone()
+        inverse_bind[:, :3, 3] -= joints  # [I | -q_j] @ T_j
+        return joints, rest["rest_vertices"][0] @ self._to_world.T, inverse_bind
+
     def forward(self, pose: torch.Tensor, shape: torch.Tensor | None = None,
                 transl: torch.Tensor | None = None, vertices: bool = True) -> BodyOutput:
         """See ``BodyModel.forward``. ``shape`` may be (1, S) to share one body across the batch;
@@ -112,7 +137,6 @@ class AnnyModel(BodyModel):
         F = self._to_world
         if shape is None:
             shape = pose.new_zeros(1, self.num_shape)
-        phenotype = (0.5 + shape).clamp(0.0, 1.0)
         # World-axis local rotations -> Anny axes: R_anny = F^T R F. The root's delta stays
         # identity inside Anny; the global orientation is applied below, in world axes.
         local = F.T @ pose[:, 1:] @ F
@@ -120,9 +144,7 @@ class AnnyModel(BodyModel):
         delta[:, 0] = torch.eye(4, dtype=pose.dtype, device=pose.device)
         delta[:, 1:, :3, :3] = local
         delta[:, 1:, 3, 3] = 1.0
-        no_extra = phenotype.new_zeros(phenotype.shape[0], 0)
-        coeffs = self._anny._get_phenotype_blendshape_coefficients(phenotype, no_extra, no_extra)
-        rest = self._anny.get_rest_model(coeffs)
+        rest = self._rest(shape)
         transforms, bone_poses = self._anny.get_bone_transforms(delta, rest["rest_bone_poses"])
         joints = bone_poses[..., :3, 3] @ F.T
         if vertices:

@@ -93,6 +93,31 @@ class BodyModel(torch.nn.Module):
         """(V, J) dense linear-blend-skinning weights (rows sum to 1)."""
         raise NotImplementedError
 
+    def bind(self, shape: torch.Tensor | None = None
+             ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """The linear-blend-skinning rig of one body, as animation files store it.
+
+        Every joint gets a frame aligned with the world axes at its rest-pose position, so that
+        a file's local joint rotations are exactly ``pose[:, j]`` and its bone offsets are rest
+        joint differences. The mesh is skinned from ``bind_vertices`` by
+        ``v = sum_j w_vj  J_j  inverse_bind_j  v_bind``, J_j being joint j's posed world
+        transform [R_j | p_j] (R_j = R_parent @ pose[:, j]).
+
+        Args:
+            shape: (1, S) shape parameters; zeros if None.
+        Returns:
+            rest_joints: (J, 3) joint positions of the identity pose.
+            bind_vertices: (V, 3) mesh vertices the skin weights apply to.
+            inverse_bind: (J, 4, 4) matrices taking bind vertices into each joint's frame.
+        This default suits models whose identity pose is their skinning rest pose (the SMPL
+        family; its pose-corrective blend shapes cannot be stored in a skinned file).
+        """
+        out = self.forward(self.rest_pose(1), shape)
+        joints = out.joints[0]
+        inverse_bind = torch.eye(4, dtype=joints.dtype, device=joints.device).repeat(len(joints), 1, 1)
+        inverse_bind[:, :3, 3] = -joints
+        return joints, out.vertices[0], inverse_bind
+
     def rest_pose(self, batch: int = 1) -> torch.Tensor:
         """(B, J, 3, 3) identity rotations."""
         eye = torch.eye(3, dtype=self.dtype, device=self.device)

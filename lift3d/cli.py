@@ -2,6 +2,7 @@
 
     lift3d run INPUT -o OUT_DIR      image, video or folder of frames -> keypoints, fit, meshes, preview
     lift3d demo [-o OUT_DIR]         the built-in demo (no input needed), with errors against ground truth
+    lift3d export FIT.npz --format bvh|fbx|glb|gltf|obj|ply|npz [-o OUT]   a fit as animation/mesh files
 
 Errors the user can fix print one line on stderr and exit with status 1.
 """
@@ -30,7 +31,15 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="mediapipe", choices=["mediapipe", "lifter"],
                    help="3D target for the fit: MediaPipe's world landmarks (default) or lift3d's lifting network")
     p.add_argument("--device", default="cpu", help="torch device for fitting (cpu, cuda)")
+    p.add_argument("--export", default="bvh,fbx,glb",
+                   help="animation files to write, comma-separated from bvh, fbx, glb, gltf ('' for none; default bvh,fbx,glb)")
+    _add_naming_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _add_naming_arg(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--naming", default="model", choices=["model", "mixamo", "unity", "ue"],
+                   help="bone names: the body model's own (default), Mixamo, Unity Humanoid or UE5 Mannequin")
 
 
 def _run(args: argparse.Namespace) -> int:
@@ -44,8 +53,36 @@ def _run(args: argparse.Namespace) -> int:
     res = reconstruct(args.input, args.output, camera=camera, fov_deg=args.fov, model=args.model,
                       model_kwargs=kwargs, fit_options=opts, mesh_stride=args.mesh_stride,
                       preview=not args.no_preview, progress=not args.quiet, device=args.device,
-                      target=args.target)
+                      target=args.target, exports=_export_list(args.export), naming=args.naming)
     _summary(res)
+    return 0
+
+
+def _export_list(text: str) -> tuple[str, ...]:
+    from lift3d.io_utils import Lift3DError
+
+    formats = tuple(f.strip().lower() for f in text.split(",") if f.strip())
+    bad = [f for f in formats if f not in ("bvh", "fbx", "glb", "gltf")]
+    if bad:
+        raise Lift3DError(f"--export: unknown format(s) {', '.join(bad)}; choose from bvh, fbx, glb, gltf")
+    return formats
+
+
+def _export(args: argparse.Namespace) -> int:
+    from lift3d.export import export_fit
+    from lift3d.types import BodyFit
+
+    fit = BodyFit.load(args.fit)
+    fmt = args.format or (args.output.suffix.lstrip(".").lower() if args.output else "")
+    if not fmt:
+        from lift3d.io_utils import Lift3DError
+
+        raise Lift3DError("give --format, or an -o path whose extension names the format")
+    out = args.output or args.fit.with_name(
+        f"{args.fit.stem}_meshes" if fmt in ("obj", "ply") else f"{args.fit.stem}.{fmt}")
+    path = export_fit(fit, out, fmt, person=args.person, naming=args.naming, units=args.units,
+                      stride=args.stride, progress=not args.quiet)
+    print(f"wrote {path}")
     return 0
 
 
@@ -99,6 +136,18 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", type=Path, default=Path("demo_output"), help="output folder (default ./demo_output)")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
+    exp = sub.add_parser("export", help="write a fit (fit.npz) as BVH, FBX, glTF/GLB or mesh files")
+    exp.add_argument("fit", type=Path, help="a fit.npz written by lift3d run")
+    exp.add_argument("--format", choices=["bvh", "fbx", "glb", "gltf", "obj", "ply", "npz"],
+                     help="file format (default: from the -o extension); obj/ply write a folder of "
+                          "per-frame meshes, npz one compact mesh sequence")
+    exp.add_argument("-o", "--output", type=Path, help="output file or folder (default: beside FIT)")
+    exp.add_argument("--person", type=int, default=0, help="which person of the fit (default 0)")
+    _add_naming_arg(exp)
+    exp.add_argument("--units", default="cm", choices=["cm", "m"], help="BVH/FBX units (default cm; glTF is always m)")
+    exp.add_argument("--stride", type=int, default=1, help="mesh formats: every N-th frame (default 1)")
+    exp.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    exp.set_defaults(func=_export)
     return parser
 
 

@@ -11,6 +11,7 @@ from pathlib import Path
 from tqdm.auto import tqdm
 
 from lift3d import formats
+from lift3d.export import export_fit
 from lift3d.fitting import FitOptions, fit_body
 from lift3d.io_utils import Lift3DError, atomic_path
 from lift3d.types import BodyFit, Camera, Joints3D, Keypoints2D
@@ -46,13 +47,17 @@ def reconstruct(
     progress: bool = True,
     device: str = "cpu",
     target: str = "mediapipe",
+    exports: tuple[str, ...] = ("bvh", "fbx", "glb"),
+    naming: str = "model",
 ) -> Reconstruction:
     """Reconstruct animated 3D bodies from an image, a video or a folder of frames.
 
     Writes into ``out_dir``: ``keypoints.npz`` (Keypoints2D), ``openpose/`` (BODY_25 JSON per
     frame), ``joints3d.npz`` (with ``target="lifter"``: the lifted h36m17 joints, camera frame),
-    ``fit.npz`` (BodyFit), ``meshes/frame_XXXXXX.ply`` (every ``mesh_stride``-th frame,
-    first person) and ``preview.mp4`` (2D skeleton and projected mesh over the input).
+    ``fit.npz`` (BodyFit), ``animation.bvh`` / ``.fbx`` / ``.glb`` (skeleton, skinned mesh and
+    motion for animation tools; ``animation_person<P>.*`` for further people),
+    ``meshes/frame_XXXXXX.ply`` (every ``mesh_stride``-th frame, first person) and
+    ``preview.mp4`` (2D skeleton and projected mesh over the input).
 
     Args:
         input_path: image file, video file or folder of frames.
@@ -69,6 +74,8 @@ def reconstruct(
         target: the fitter's 3D target: "mediapipe" (BlazePose's world landmarks; the default,
             because on the demo clip they still give a better fit: docs/BENCHMARKS.md) or
             "lifter" (the shipped temporal lifting network).
+        exports: animation formats to write ("bvh", "fbx", "glb", "gltf"); () for none.
+        naming: bone names in the animation files: "model", "mixamo", "unity" or "ue".
     Raises:
         Lift3DError (or its LoadError) with a one-line message on bad input.
     """
@@ -109,36 +116,18 @@ def reconstruct(
     files["fit"] = out / "fit.npz"
     fit.save(files["fit"])
 
+    for p in range(fit.num_people):
+        stem = "animation" if p == 0 else f"animation_person{p}"
+        for fmt in exports:
+            key = fmt if p == 0 else f"{fmt}_person{p}"
+            files[key] = export_fit(fit, out / f"{stem}.{fmt}", fmt, person=p, naming=naming)
     if mesh_stride > 0:
         files["meshes"] = out / "meshes"
-        write_meshes(fit, files["meshes"], stride=mesh_stride, progress=progress)
+        export_fit(fit, files["meshes"], "ply", stride=mesh_stride, progress=progress)
     if preview:
         files["preview"] = out / "preview.mp4"
         write_preview(input_path, kp, fit, files["preview"], progress=progress)
     return Reconstruction(kp, joints3d, fit, files)
-
-
-def write_meshes(fit: BodyFit, folder: str | Path, stride: int = 1, person: int = 0,
-                 progress: bool = True) -> list[Path]:
-    """Write one binary PLY per ``stride``-th frame of one person (trimesh), atomically."""
-    import trimesh
-
-    folder = Path(folder)
-    folder.mkdir(parents=True, exist_ok=True)
-    model = fit.body_model()
-    faces = fit.faces(model)
-    paths = []
-    frames = list(range(0, fit.num_frames, stride))
-    sub = BodyFit(fit.model_name, fit.pose[frames], fit.shape, fit.transl[frames], fit.fps,
-                  fit.frame, fit.camera, {}, fit.model_kwargs)
-    verts = sub.vertices(person, model)
-    for i, t in enumerate(tqdm(frames, desc="writing meshes", disable=not progress, leave=False)):
-        path = folder / f"frame_{t:06d}.ply"
-        mesh = trimesh.Trimesh(verts[i], faces, process=False)
-        with atomic_path(path) as tmp:
-            mesh.export(tmp, file_type="ply")
-        paths.append(path)
-    return paths
 
 
 def write_preview(input_path: str | Path, keypoints: Keypoints2D, fit: BodyFit, path: str | Path,

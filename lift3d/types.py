@@ -375,6 +375,23 @@ class BodyFit:
             return np.asarray(points)
         return self.camera.world_to_camera(points)
 
+    def subset(self, frames) -> "BodyFit":
+        """The same fit restricted to some frames (a slice, or a list of frame indices)."""
+        q = {k: v[frames] for k, v in self.quality.items()}
+        return BodyFit(self.model_name, self.pose[frames], self.shape, self.transl[frames], self.fps,
+                       self.frame, self.camera, q, self.model_kwargs)
+
+    def export(self, path: str | Path, format: str | None = None, **kwargs: Any) -> Path:
+        """Write an animation or mesh file: BVH, FBX, GLB/glTF, OBJ/PLY per frame or a mesh npz.
+
+        The format comes from ``format`` or the extension; options (``person``, ``naming`` =
+        "model" | "mixamo" | "unity" | "ue", ``units``, ``stride``) are those of
+        ``lift3d.export.export_fit``.
+        """
+        from lift3d.export import export_fit
+
+        return export_fit(self, path, format, **kwargs)
+
     def faces(self, model=None) -> np.ndarray:
         """(F, 3) triangle indices of the body model's mesh."""
         model = model or self.body_model()

@@ -12,10 +12,16 @@ OUT.npz holds, in lift3d's axes (Y up, metres; Blender's Z-up world mapped back 
   vertices (F, V, 3) the evaluated (skinned) mesh at those frames, with --vertices.
 --reexport writes what Blender imported back out (format from the extension: .fbx, .glb,
 .bvh), for round-trip tests.
+glTF keeps time in seconds and Blender turns it into frames at the scene's frame rate, so
+before importing a glTF the scene rate is set to --fps, else to the file's asset.extras.fps
+(lift3d writes it), else left at Blender's 24. glTF bones are imported without bone shapes,
+so the only meshes are the file's.
 """
 from __future__ import annotations
 
 import argparse
+import json
+import struct
 import sys
 
 import numpy as np
@@ -23,6 +29,16 @@ import numpy as np
 
 def _blender_to_lift3d(p: np.ndarray) -> np.ndarray:
     return np.stack([p[..., 0], p[..., 2], -p[..., 1]], axis=-1)
+
+
+def _gltf_fps(path: str) -> float | None:
+    """The frame rate a glTF/GLB file records in asset.extras.fps, if any."""
+    with open(path, "rb") as f:
+        data = f.read()
+    if data[:4] == b"glTF":  # GLB: 12-byte header, then the JSON chunk (length, type, bytes)
+        data = data[20:20 + struct.unpack_from("<I", data, 12)[0]]
+    fps = (json.loads(data).get("asset", {}).get("extras") or {}).get("fps")
+    return float(fps) if isinstance(fps, (int, float)) and fps > 0 else None
 
 
 def main(argv: list[str]) -> None:
@@ -33,6 +49,7 @@ def main(argv: list[str]) -> None:
     ap.add_argument("--vertices", action="store_true")
     ap.add_argument("--reexport", default="")
     ap.add_argument("--bvh-scale", type=float, default=0.01)
+    ap.add_argument("--fps", type=float, default=0.0)
     a = ap.parse_args(argv)
 
     import bpy
@@ -45,7 +62,12 @@ def main(argv: list[str]) -> None:
     elif ext == "fbx":
         bpy.ops.import_scene.fbx(filepath=a.file)
     elif ext in ("glb", "gltf"):
-        bpy.ops.import_scene.gltf(filepath=a.file)
+        fps = a.fps or _gltf_fps(a.file)
+        if fps:
+            # Blender's glTF importer multiplies seconds by fps * fps_base: keep fps_base 1.
+            scene = bpy.context.scene
+            scene.render.fps, scene.render.fps_base = max(1, round(fps)), 1.0
+        bpy.ops.import_scene.gltf(filepath=a.file, disable_bone_shape=True)
     else:
         raise SystemExit(f"unknown extension {ext}")
 
@@ -54,7 +76,7 @@ def main(argv: list[str]) -> None:
     if len(arms) != 1:
         raise SystemExit(f"expected one armature, found {len(arms)}")
     arm = arms[0]
-    if arm.animation_data and arm.animation_data.action and ext != "bvh":
+    if arm.animation_data and arm.animation_data.action:
         start, end = arm.animation_data.action.frame_range
         scene.frame_start, scene.frame_end = int(round(start)), int(round(end))
     meshes = [o for o in scene.objects if o.type == "MESH"]

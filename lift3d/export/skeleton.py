@@ -169,6 +169,17 @@ class Rig:
         return replace(self, names=bone_names(self.names, naming))
 
 
+# A camera-frame fit (OpenCV axes: y down, z forward) is turned 180 degrees about x for export,
+# so the body stands upright (Y up) and faces +Z, as animation tools expect.
+CAMERA_TO_EXPORT = np.diag([1.0, -1.0, -1.0])
+
+
+def export_axes(fit) -> np.ndarray:
+    """(3, 3) rotation from a fit's frame to the exported files' Y-up frame: identity for a
+    world fit (already Y up, floor at y = 0), ``CAMERA_TO_EXPORT`` for a camera-frame fit."""
+    return np.eye(3) if fit.frame == "world" else CAMERA_TO_EXPORT
+
+
 def _top_weights(weights: np.ndarray, k: int) -> tuple[np.ndarray, np.ndarray]:
     """(V, J) dense weights -> (V, k) joint indices and renormalised weights, largest first."""
     idx = np.argsort(-weights, axis=1)[:, :k]
@@ -190,7 +201,8 @@ def rig_from_fit(fit, person: int = 0, naming: str = "model", mesh: bool = True,
             set, so the glTF writer splits into sets of 4).
         model: the body model, if already built.
     Returns:
-        A ``Rig`` in the fit's frame (``fit.frame``), metres.
+        A ``Rig`` in metres: in the fit's world frame, or for a camera-frame fit in the camera
+        frame turned upright (``export_axes``).
     """
     import torch
 
@@ -203,9 +215,11 @@ def rig_from_fit(fit, person: int = 0, naming: str = "model", mesh: bool = True,
     parents = np.asarray(model.parents, dtype=np.int64)
     if np.any(parents >= np.arange(len(parents))):
         raise ValueError("body model joints must list parents before children")
-    rotations = fit.pose[:, person]
+    C = export_axes(fit)
+    rotations = fit.pose[:, person].copy()
+    rotations[:, 0] = C @ rotations[:, 0]
     rig = Rig(names=list(model.joint_names), parents=parents, rest_joints=rest_joints,
-              rotations=rotations, root_positions=rest_joints[0] + fit.transl[:, person],
+              rotations=rotations, root_positions=(rest_joints[0] + fit.transl[:, person]) @ C.T,
               fps=fit.fps)
     if mesh:
         rig.bind_vertices = bind_vertices.double().cpu().numpy()

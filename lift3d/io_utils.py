@@ -19,6 +19,12 @@ class LoadError(Lift3DError):
     """An input file is missing, unreadable, truncated or malformed."""
 
 
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
+
+
 @contextlib.contextmanager
 def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[str]:
     """Yield a temporary file name beside ``path``; rename it onto ``path`` only on success.
@@ -33,6 +39,8 @@ def atomic_path(path: str | Path, suffix: str | None = None) -> Iterator[str]:
     os.close(fd)
     try:
         yield tmp
+        # mkstemp makes the file private (0600); give it the permissions a plain open() would.
+        os.chmod(tmp, 0o666 & ~_umask())
         os.replace(tmp, path)
     except BaseException:
         with contextlib.suppress(FileNotFoundError):

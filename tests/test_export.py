@@ -1,5 +1,6 @@
 """Export: the rig behind every animation file, BVH (re-read by bvhio and Blender), mesh
 sequences (re-read by open3d), the `lift3d export` command."""
+import importlib.util
 import subprocess
 import sys
 from pathlib import Path
@@ -11,7 +12,8 @@ import torch
 
 import lift3d
 from lift3d.export import bone_names, export_fit, rig_from_fit
-from lift3d.export.bvh import continuous_euler, write_bvh
+from lift3d.export.bvh import write_bvh
+from lift3d.export.skeleton import continuous_euler
 from lift3d.export.meshes import load_mesh_npz
 from lift3d.export.skeleton import Rig
 
@@ -41,7 +43,8 @@ def rig(fit, anny):
 
 
 def blender_read(path: Path, out: Path, frames: str, *extra: str) -> dict:
-    pytest.importorskip("bpy", reason="Blender's Python module (bpy) is not installed: pip install '.[test]'")
+    if importlib.util.find_spec("bpy") is None:  # not imported here: Blender runs in a subprocess
+        pytest.skip("Blender's Python module (bpy) is not installed: pip install '.[test]'")
     subprocess.run([sys.executable, str(ROOT / "tests" / "blender_read.py"), str(path), str(out),
                     "--frames", frames, *extra], check=True, capture_output=True, timeout=300)
     return dict(np.load(out))

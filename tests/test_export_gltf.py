@@ -5,6 +5,7 @@ spec, Blender's importer (in a subprocess, ``tests/blender_read.py``) for what a
 tool shows, and pygltflib + numpy forward kinematics for the raw numbers.
 """
 import base64
+import importlib.util
 import json
 import shutil
 import subprocess
@@ -12,10 +13,11 @@ import sys
 from pathlib import Path
 
 import numpy as np
-import pygltflib
 import pytest
 import roma
 import torch
+
+pygltflib = pytest.importorskip("pygltflib", reason="the independent glTF parser pygltflib is not installed: pip install '.[test]'")
 
 import body_models
 import lift3d
@@ -215,7 +217,8 @@ def test_khronos_validator(case, kind):
 # --- Blender -----------------------------------------------------------------------------
 
 def _blender(path: Path, out: Path, *args: str) -> dict:
-    pytest.importorskip("bpy", reason="Blender's Python module (bpy) is not installed")
+    if importlib.util.find_spec("bpy") is None:  # not imported here: Blender runs in a subprocess
+        pytest.skip("Blender's Python module (bpy) is not installed: pip install '.[test]'")
     cmd = [sys.executable, str(ROOT / "tests" / "blender_read.py"), str(path), str(out),
            "--frames", ",".join(map(str, FRAMES)), *args]
     run = subprocess.run(cmd, capture_output=True, text=True, timeout=300)

@@ -19,6 +19,7 @@ import re
 from dataclasses import dataclass, replace
 
 import numpy as np
+from scipy.spatial.transform import Rotation
 
 # Standard humanoid names for the Anny rig's bones, so engines' automatic humanoid mapping
 # (Unity Humanoid, Unreal's IK retargeter, Blender's Rigify/Auto-Rig tools) works without a
@@ -70,6 +71,37 @@ def _anny_humanoid(naming: str) -> dict[str, str]:
 
 
 NAMINGS = ("model", "mixamo", "unity", "ue")
+
+
+def continuous_euler(rotations: np.ndarray, order: str) -> np.ndarray:
+    """Euler angles that change smoothly over time.
+
+    Args:
+        rotations: (T, ..., 3, 3) rotation matrices, T along the first axis.
+        order: intrinsic axis order for scipy, e.g. "ZXY" (R = Rz @ Rx @ Ry).
+    Returns:
+        (T, ..., 3) angles in degrees, in ``order``. Each frame takes whichever of the two
+        equivalent angle triplets lies closer to the previous frame's, then whole turns are
+        unwrapped, so curve interpolation never spins the long way round.
+    """
+    shape = rotations.shape[:-2]
+    a = Rotation.from_matrix(rotations.reshape(-1, 3, 3)).as_euler(order, degrees=True).reshape(*shape, 3)
+    # (a, b, c) and (a + 180, 180 - b, c + 180) are the same rotation for Tait-Bryan orders
+    # (three different axes).
+    alt = np.stack([a[..., 0] + 180.0, 180.0 - a[..., 1], a[..., 2] + 180.0], axis=-1)
+    alt = (alt + 180.0) % 360.0 - 180.0
+    out = np.empty_like(a)
+    out[0] = a[0]
+    for t in range(1, shape[0]):
+        prev = out[t - 1]
+        cand = []
+        for c in (a[t], alt[t]):
+            c = c + 360.0 * np.round((prev - c) / 360.0)  # nearest whole-turn copy
+            cand.append(c)
+        pick_alt = np.abs(cand[1] - prev).sum(-1) < np.abs(cand[0] - prev).sum(-1)
+        out[t] = np.where(pick_alt[..., None], cand[1], cand[0])
+    return out
+
 
 
 def bone_names(names: list[str], naming: str = "model") -> list[str]:

@@ -123,10 +123,15 @@ def test_lift_api_shapes_missing_people_and_streaming():
     kp[:, 0, :, :2] = rng.uniform(200, 400, (T, 33, 2))
     kp[:, 0, :, 2] = 0.9
     kp[7:9, 0] = 0.0  # person 0 missing on two frames; person 1 never there
+    kp[12, 0, formats.names("blazepose33").index("left_wrist"), 2] = 0.0  # the left wrist missed once
     out = lift(Keypoints2D(kp, "blazepose33", 30, (640, 480)), Camera.from_fov(640, 480), net=net)
     assert out.data.shape == (T, 2, 17, 3) and out.format == "h36m17"
     assert np.isfinite(out.data).all()
-    assert out.confidence[7, 0].max() == 0 and out.confidence[0, 0].min() == 1
+    # Confidence follows the detections: 0.25 + 0.75 c, a guessed joint keeping a quarter.
+    assert out.confidence[7, 0].max() == 0 and np.allclose(out.confidence[0, 0], 0.25 + 0.75 * 0.9)
+    wrist = formats.names("h36m17").index("left_wrist")
+    assert out.confidence[12, 0, wrist] == pytest.approx(0.25)
+    assert np.delete(out.confidence[12, 0], wrist).min() == pytest.approx(0.925)
     assert out.confidence[:, 1].max() == 0
     cam = Camera.from_fov(640, 480)
     stream = StreamingLifter(net, fmt="blazepose33", camera=cam)

@@ -114,7 +114,8 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
         device: torch device.
     Returns:
         Joints3D (T, P, 17, 3), format h36m17, frame "camera"; confidence 0 on frames where the
-        person was not detected at all.
+        person was not detected at all, 0.25 + 0.75 x the detector's confidence of the joint(s)
+        each output joint is made from otherwise.
     """
     net = net or load_lifter(device=device)
     kp = formats.convert(keypoints2d.data, keypoints2d.format, INPUT_FORMAT)  # (T, P, 17, 3)
@@ -122,7 +123,11 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
                              camera or Camera.from_fov(*keypoints2d.image_size))  # (P, T, 17, 3)
     P = kp.shape[1]
     seen = (kp[..., 2] > 0).any(-1).T  # (P, T)
-    conf = np.repeat(seen[..., None], rel.shape[2], -1).astype(np.float64)
+    # A joint the detector missed is the network's guess from context: it keeps a quarter of
+    # the weight, so a fit can let other evidence (IMUs, smoothness) decide it.
+    Wc, _ = formats.conversion_matrix(INPUT_FORMAT, OUTPUT_FORMAT)  # (17 out, 17 in)
+    observed = np.where(Wc[None, None] > 0, kp[..., None, :, 2].clip(0, 1), 1.0).min(-1)  # (T, P, 17)
+    conf = seen[..., None] * (0.25 + 0.75 * observed.transpose(1, 0, 2))
     out = rel.copy()
     if camera is not None:
         W, avail = formats.conversion_matrix(OUTPUT_FORMAT, INPUT_FORMAT)

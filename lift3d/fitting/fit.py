@@ -63,6 +63,9 @@ class FitOptions:
     lr_silhouette: float = 5e-3  # Adam step of the silhouette stage
     silhouette_frames: int = 12  # key frames rendered per step (evenly spread)
     silhouette_size: int = 96   # side of the square crop around the person that is rendered
+    # IMU weights set on benchmarks/imu_eval.py (one camera + 6 IMUs under occlusion).
+    w_imu_orientation: float = 30.0    # per unit of ||G - G_imu||_F^2 (1 degree costs 0.037)
+    w_imu_acceleration: float = 1e-3   # per (m/s^2)^2
 
 
 def _rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -135,6 +138,8 @@ def fit_body(
     model_kwargs: dict | None = None,
     world: bool | str = False,
     masks: np.ndarray | None = None,
+    imu=None,
+    imu_alignment=None,
 ) -> BodyFit:
     """Fit a body model to every tracked person of a 2D keypoint sequence.
 
@@ -158,6 +163,12 @@ def fit_body(
             [0, 1], at any resolution of the image's aspect (a few hundred pixels is plenty);
             they add a silhouette stage through the soft rasteriser and a per-frame
             "silhouette_iou" quality.
+        imu: optional ``lift3d.fusion.imu.IMUData`` of the first person's body-worn sensors, at
+            the video's frame rate: adds orientation and acceleration terms. Without
+            ``imu_alignment`` the IMUs are aligned to a first, vision-only fit (``align_imus``;
+            with the mountings from ``imu.calibration`` when it has an N-pose recording), then
+            the fit is refined with them.
+        imu_alignment: a known ``IMUAlignment`` (e.g. from a calibration pose).
     Returns:
         BodyFit with (T, P, J, 3, 3) pose, (P, S) shape, (T, P, 3) translation and per-frame
         quality "reprojection_px" (mean error of confident keypoints; NaN where none).
@@ -177,9 +188,15 @@ def fit_body(
         masks = np.asarray(masks, dtype=np.float32)
         if len(masks) != T:
             raise Lift3DError(f"{len(masks)} masks for {T} frames")
+    if imu is not None and imu.num_frames != T:
+        raise Lift3DError(f"the IMU streams have {imu.num_frames} samples for {T} video frames: "
+                          f"resample them to {keypoints.fps:g} fps (IMUData.resampled)")
     for p in range(P):
         mask_p = None if masks is None else masks if masks.ndim == 3 else masks[:, p]
         res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress, mask_p)
+        if imu is not None and p == 0:
+            res = _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, mask_p,
+                                   imu, imu_alignment, res)
         poses.append(res.pose), shapes.append(res.shape), transls.append(res.transl)
         reproj[:, p] = res.reprojection_px
         if res.silhouette_iou is not None:
@@ -225,8 +242,58 @@ def to_world(fit: BodyFit, plane: ground.GroundPlane, model: body_models.BodyMod
                    fit.model_kwargs)
 
 
+def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, masks, imu, alignment, first):
+    """Align the IMUs to the vision-only fit ``first`` (unless given) and fit again with them."""
+    from lift3d.fusion.imu import align_imus, mountings_from_calibration, segment_rotations
+
+    missing = [s for s in imu.segments if s not in model.joint_names]
+    if missing:
+        raise Lift3DError(f"IMU segment(s) {', '.join(missing)} are not joints of the {model.name} model")
+    idx = [model.joint_names.index(s) for s in imu.segments]
+    if alignment is None:
+        G = segment_rotations(first.pose, model.parents, idx)
+        mount = None if imu.calibration is None else mountings_from_calibration(imu.calibration)
+        alignment = align_imus(imu, G, _segment_visibility(model, keypoints, idx), mountings=mount)
+    return _fit_person(model, keypoints, 0, cam, joints3d, opts, device, progress, masks,
+                       imu=(imu, alignment, idx), init=first)
+
+
+def _imu_targets(imu, as_t, fps: float) -> dict:
+    """The IMU measurements in the fit's frame: segment rotations Q^T R M^T, specific force
+    Q^T R f, gravity Q^T (0, 0, -g), sample weights."""
+    from lift3d.fusion.imu import GRAVITY
+
+    data, al, idx = imu
+    Qt = al.Q.transpose(0, 2, 1)[:, None]  # (T, 1, 3, 3)
+    rot = Qt @ data.orientation @ al.M[None].transpose(0, 1, 3, 2)
+    force = None
+    if data.acceleration is not None:
+        force = as_t((Qt @ data.orientation @ data.acceleration[..., None])[..., 0])
+    gravity = al.Q.transpose(0, 2, 1) @ np.array([0.0, 0.0, -GRAVITY])
+    return {"idx": idx, "rot": as_t(rot), "force": force, "gravity": as_t(gravity),
+            "w": as_t(data.valid.astype(np.float64))}
+
+
+def _segment_visibility(model, keypoints: Keypoints2D, idx: list[int]) -> np.ndarray:
+    """(T, N) how well the video sees each sensed segment: the smaller confidence of the two
+    model keypoints nearest the segment's joint in the rest pose (trust for IMU alignment)."""
+    names = model.keypoint_names
+    obs = formats.convert(keypoints.data[:, 0], keypoints.format, names)[..., 2]  # (T, K)
+    with torch.no_grad():
+        rest = model(model.rest_pose(1), vertices=False)
+    kp, j = rest.keypoints[0].double().cpu().numpy(), rest.joints[0].double().cpu().numpy()
+    seen = obs.max(0) > 0  # keypoints the detector's format provides at all
+    out = []
+    for i in idx:
+        d = np.where(seen, np.linalg.norm(kp - j[i], axis=1), np.inf)
+        near = np.argsort(d)[:2]
+        out.append(obs[:, near].min(1))
+    return np.stack(out, 1)
+
+
 def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Joints3D | None,
-                opts: FitOptions, device: str, progress: bool, masks: np.ndarray | None = None):
+                opts: FitOptions, device: str, progress: bool, masks: np.ndarray | None = None,
+                imu=None, init: "PersonFit | None" = None):
     names = model.keypoint_names
     observed = formats.convert(keypoints.data[:, p], keypoints.format, names)  # (T, K, 3)
     target = None
@@ -235,8 +302,9 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
         target = formats.convert(both, joints3d.format, names)  # (T, K, 4)
     if observed[..., 2].max() <= 0:
         raise Lift3DError(f"person {p} has no confident keypoint in any frame: nothing to fit")
-    G0, t0 = _initial_root(model, observed, target, cam, names)
     T = observed.shape[0]
+    if init is None:
+        G0, t0 = _initial_root(model, observed, target, cam, names)
     dt = model.dtype
     as_t = lambda x: torch.as_tensor(x, dtype=dt, device=device)  # noqa: E731
     obs_t, K_t = as_t(observed), as_t(cam.K)
@@ -248,7 +316,10 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
 
     eye6 = torch.eye(3, dtype=dt, device=device)[:, :2]
     body_init = eye6.expand(T, len(body), 3, 2)
-    if opts.warm_start and target is not None:
+    if init is not None:  # refine a previous fit of this person (e.g. with IMU terms added)
+        G0, t0 = init.pose[:, 0], init.transl
+        body_init = as_t(init.pose[:, body])[..., :2]
+    elif opts.warm_start and target is not None:
         # The 3D target already says how the limbs bend: a few Levenberg-Marquardt steps of the
         # mocap retargeter turn it into joint rotations, so the fit starts near the answer.
         from lift3d.fitting.retarget import retarget
@@ -259,7 +330,9 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     root6 = torch.nn.Parameter(as_t(G0)[..., :2].contiguous().clone())
     transl = torch.nn.Parameter(as_t(t0).clone())
     body6 = torch.nn.Parameter(body_init.contiguous().clone())
-    shape = torch.nn.Parameter(torch.zeros(1, model.num_shape, dtype=dt, device=device))
+    shape = torch.nn.Parameter(torch.zeros(1, model.num_shape, dtype=dt, device=device) if init is None
+                               else as_t(init.shape)[None].clone())
+    imu_terms = _imu_targets(imu, as_t, keypoints.fps) if imu is not None else None
 
     def full_pose() -> torch.Tensor:
         pose = model.rest_pose(T).clone()
@@ -289,6 +362,15 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
             if prior is not None:
                 loss = loss + opts.w_prior * prior.nll(pose).mean()
                 loss = loss + opts.w_limits * prior.angle_limit_penalty(pose).mean()
+        if imu_terms is not None and not only_torso:
+            from lift3d.fusion.imu import segment_rotations
+
+            seg = segment_rotations(pose, model.parents, imu_terms["idx"])
+            loss = loss + opts.w_imu_orientation * losses.imu_orientation(seg, imu_terms["rot"], imu_terms["w"])
+            if imu_terms["force"] is not None and opts.w_imu_acceleration > 0:
+                loss = loss + opts.w_imu_acceleration * losses.imu_acceleration(
+                    out.joints[:, imu_terms["idx"]], imu_terms["force"], imu_terms["gravity"],
+                    imu_terms["w"], keypoints.fps)
         if floor:
             feet = kp[:, floor["feet"]]
             loss = loss + opts.w_slide * losses.foot_sliding(feet, floor["contact"])
@@ -299,6 +381,8 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     feet = [names.index(n) for n in ground.FOOT_POINTS if n in names]
     with_ground = opts.iters_ground > 0 and len(feet) >= 2 and T >= 10
     stages = [([root6, transl], opts.iters_global, True), ([root6, transl, body6, shape], opts.iters_full, False)]
+    if init is not None:  # already placed: no torso-only stage
+        stages = stages[1:]
     if with_ground:
         stages.append(([root6, transl, body6, shape], opts.iters_ground, False))
     # L-BFGS may evaluate the objective up to 1.25x max_iter times (its max_eval default).
@@ -306,7 +390,7 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
                disable=not progress, leave=False)
     plane, contact = None, None
     for k, (params, iters, only_torso) in enumerate(stages):
-        if k == 2:  # the feet and floor stage starts from the full fit
+        if with_ground and k == len(stages) - 1:  # the feet and floor stage starts from the full fit
             plane, contact, lift = _find_floor(model, shape, full_pose(), transl, names, feet, keypoints.fps,
                                                observed if opts.contacts_from_2d else None, cam.focal)
             floor.update(feet=feet, contact=torch.as_tensor(contact, device=device),

@@ -121,3 +121,33 @@ def ground_contact(feet: torch.Tensor, contact: torch.Tensor, normal: torch.Tens
     h = feet @ normal + offset  # (T, F)
     c = contact.to(feet.dtype)
     return (c * (h - lift).square() + torch.relu(-h).square()).mean()
+
+
+def imu_orientation(segment_rot: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
+    """Weighted mean squared Frobenius distance between the fit's segment rotations and the
+    IMU-derived ones (4 (1 - cos theta): 1 degree costs 1.2e-3).
+
+    Args:
+        segment_rot: (T, N, 3, 3) world rotations of the sensed segments in the fit's frame.
+        target: (T, N, 3, 3) the same rotations measured by the sensors (Q^T R M^T).
+        weight: (T, N) 0 for dropped samples.
+    """
+    d = (segment_rot - target).square().sum((-1, -2))
+    return (weight * d).sum() / weight.sum().clamp(min=1e-6)
+
+
+def imu_acceleration(points: torch.Tensor, specific_force: torch.Tensor, gravity: torch.Tensor,
+                     weight: torch.Tensor, fps: float) -> torch.Tensor:
+    """Weighted mean squared difference (m/s^2)^2 between the sensor points' acceleration in the
+    fit and the accelerometers' (specific force plus gravity, in the fit's frame).
+
+    Args:
+        points: (T, N, 3) sensor points (metres); specific_force: (T, N, 3) in the fit frame;
+        gravity: (T, 3) or (3,) gravity vector in the fit frame (m/s^2); weight: (T, N).
+    """
+    if points.shape[0] < 3:
+        return points.new_zeros(())
+    acc = (points[2:] - 2 * points[1:-1] + points[:-2]) * fps**2
+    meas = specific_force[1:-1] + (gravity[1:-1, None] if gravity.ndim == 2 else gravity)
+    w = weight[2:] * weight[1:-1] * weight[:-2]
+    return (w * (acc - meas).square().sum(-1)).sum() / w.sum().clamp(min=1e-6)

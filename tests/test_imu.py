@@ -1,0 +1,153 @@
+"""Body-worn IMUs: files, synthesis, alignment to a fit, and the fitter's IMU terms."""
+import numpy as np
+import pytest
+import roma
+import torch
+
+import lift3d
+from lift3d.fitting import losses
+from lift3d.fusion.imu import (GRAVITY, SPARSE6, IMUData, align_imus, segment_rotations,
+                               synthesize_imu)
+from lift3d.io_utils import LoadError
+
+
+def angle_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
+    c = (np.trace(A @ np.swapaxes(B, -1, -2), axis1=-2, axis2=-1) - 1) / 2
+    return np.degrees(np.arccos(np.clip(c, -1, 1)))
+
+
+def smooth_motion(model, T: int, seed: int = 1, amplitude: float = 0.6) -> lift3d.BodyFit:
+    """Every joint swinging sinusoidally at its own rate (a world-frame fit)."""
+    rng = np.random.default_rng(seed)
+    J = model.num_joints
+    t = np.arange(T)[:, None, None, None] / 30.0
+    rv = amplitude * rng.standard_normal((1, 1, J, 3)) * np.sin(
+        2 * np.pi * rng.uniform(0.2, 1.0, (1, 1, J, 3)) * t + rng.uniform(0, 6, (1, 1, J, 3)))
+    pose = roma.rotvec_to_rotmat(torch.tensor(rv)).numpy()
+    transl = np.stack([0.3 * np.sin(np.arange(T) / 20), np.zeros(T), 0.2 * np.arange(T) / 30], -1)
+    return lift3d.BodyFit("anny", pose, np.zeros((1, 6)), transl[:, None], 30.0, frame="world")
+
+
+@pytest.fixture(scope="module")
+def motion(anny):
+    return smooth_motion(anny, 240)
+
+
+def test_alignment_recovers_mounting_heading_and_drift(anny, motion):
+    imu, Q, M = synthesize_imu(motion, model=anny, seed=3, heading_drift_deg_per_min=20.0)
+    idx = [anny.joint_names.index(s) for s in SPARSE6["anny"]]
+    G = segment_rotations(motion.pose[:, 0], anny.parents, idx)
+    al = align_imus(imu, G)
+    assert angle_deg(al.M, M).max() < 1.0
+    assert angle_deg(al.Q, Q).mean() < 1.0
+    assert al.residual_deg.max() < 3.0  # ~ the 1 degree per-axis sensor noise
+    # Down-weighting a segment the video did not see keeps the alignment.
+    w = np.ones((imu.num_frames, len(idx)))
+    w[:120, 0] = 0.0
+    assert angle_deg(align_imus(imu, G, w).M, M).max() < 1.5
+
+
+def test_static_accelerometer_reads_gravity_upwards(anny):
+    still = lift3d.BodyFit("anny", np.tile(np.eye(3), (20, 1, anny.num_joints, 1, 1)), np.zeros((1, 6)),
+                           np.zeros((20, 1, 3)), 30.0, frame="world")
+    imu, Q, M = synthesize_imu(still, model=anny, acceleration_noise=0.0, orientation_noise_deg=0.0)
+    f_world = (Q.transpose(0, 2, 1)[:, None] @ imu.orientation @ imu.acceleration[..., None])[..., 0]
+    assert np.allclose(f_world, [0.0, GRAVITY, 0.0], atol=1e-6)  # lift3d world: Y up
+
+
+def test_npz_and_csv_files(tmp_path, anny, motion):
+    imu, _, _ = synthesize_imu(motion.subset(slice(0, 60)), model=anny)
+    imu.save(tmp_path / "imu.npz")
+    back = IMUData.load(tmp_path / "imu.npz")
+    assert back.segments == imu.segments and np.abs(back.orientation - imu.orientation).max() < 1e-9
+    assert np.allclose(back.acceleration, imu.acceleration)
+    # CSV at 60 Hz with jittered time stamps, resampled to the 30 fps video.
+    t60 = np.arange(119) / 60.0 + np.random.default_rng(0).uniform(-2e-3, 2e-3, 119)
+    t60[0] = 0.0
+    fine = imu.resampled(60.0, 119)
+    q = roma.rotmat_to_unitquat(torch.as_tensor(fine.orientation)).numpy()[..., [3, 0, 1, 2]]
+    head = ["time"] + [f"{s}.q{c}" for s in imu.segments for c in "wxyz"] + \
+        [f"{s}.a{c}" for s in imu.segments for c in "xyz"]
+    rows = [[t60[k]] + list(q[k].ravel()) + list(fine.acceleration[k].ravel()) for k in range(119)]
+    text = ",".join(head) + "\n" + "\n".join(",".join(f"{v:.9f}" for v in r) for r in rows) + "\n"
+    (tmp_path / "imu.csv").write_text(text)
+    csv = IMUData.load(tmp_path / "imu.csv", fps=30.0)
+    assert csv.fps == 30.0 and csv.segments == imu.segments and csv.num_frames == 60
+    assert angle_deg(csv.orientation, imu.orientation).max() < 2.0  # jittered stamps, slerp
+    # Broken files: one clear LoadError each.
+    (tmp_path / "cut.csv").write_text(text[: len(text) // 2].rsplit(",", 3)[0] + "\n")
+    with pytest.raises(LoadError, match="number of fields"):
+        IMUData.load(tmp_path / "cut.csv")
+    (tmp_path / "bad.csv").write_text("time,a.qw\n0,x\n1,1\n")
+    with pytest.raises(LoadError):
+        IMUData.load(tmp_path / "bad.csv")
+    (tmp_path / "trunc.npz").write_bytes((tmp_path / "imu.npz").read_bytes()[:300])
+    with pytest.raises(LoadError):
+        IMUData.load(tmp_path / "trunc.npz")
+
+
+def test_nan_samples_are_dropped():
+    R = np.tile(np.eye(3), (5, 2, 1, 1))
+    R[2, 1] = np.nan
+    imu = IMUData(["a", "b"], R, None, 30.0)
+    assert not imu.valid[2, 1] and imu.valid.sum() == 9 and np.isfinite(imu.orientation).all()
+
+
+def test_imu_orientation_term_turns_the_segment():
+    target = roma.rotvec_to_rotmat(torch.tensor([[[0.0, 0.8, 0.0]]], dtype=torch.float64))
+    rv = torch.zeros(1, 1, 3, dtype=torch.float64, requires_grad=True)
+    opt = torch.optim.LBFGS([rv], max_iter=50, line_search_fn="strong_wolfe")
+
+    def closure():
+        opt.zero_grad()
+        loss = losses.imu_orientation(roma.rotvec_to_rotmat(rv), target, torch.ones(1, 1, dtype=torch.float64))
+        loss.backward()
+        return loss
+
+    opt.step(closure)
+    assert torch.allclose(rv.detach(), torch.tensor([[[0.0, 0.8, 0.0]]], dtype=torch.float64), atol=1e-4)
+
+
+def test_imu_acceleration_term_matches_free_fall_and_rest():
+    fps, T = 30.0, 10
+    t = torch.arange(T, dtype=torch.float64) / fps
+    g = torch.tensor([0.0, -GRAVITY, 0.0], dtype=torch.float64)
+    falling = (0.5 * g * t[:, None] ** 2)[:, None]  # (T, 1, 3)
+    w = torch.ones(T, 1, dtype=torch.float64)
+    zero_force = torch.zeros(T, 1, 3, dtype=torch.float64)  # a falling accelerometer reads 0
+    assert losses.imu_acceleration(falling, zero_force, g, w, fps) < 1e-12
+    resting = torch.zeros(T, 1, 3, dtype=torch.float64)
+    assert losses.imu_acceleration(resting, zero_force, g, w, fps) == pytest.approx(GRAVITY**2)
+
+
+def test_fit_with_imus_recovers_a_hidden_arm(anny):
+    """A forearm the camera never sees: its IMU (N-pose calibrated) sets its orientation."""
+    from lift3d import formats
+    from lift3d.fitting import FitOptions, fit_body
+    from lift3d.types import Camera, Keypoints2D
+
+    T = 30
+    motion = smooth_motion(anny, T, seed=4, amplitude=0.3)
+    pose = motion.pose.copy()
+    pose[:, 0, 0] = np.diag([1.0, -1.0, -1.0])  # upright, facing an OpenCV camera
+    cam_fit = lift3d.BodyFit("anny", pose, np.zeros((1, 6)), np.tile([0.0, 0.0, 3.0], (T, 1, 1)), 30.0,
+                             frame="camera")
+    cam = Camera.from_fov(640, 480, 60.0)
+    names = anny.keypoint_names
+    kp3 = cam_fit.keypoints3d(names, model=anny)
+    uv = np.concatenate([cam.project(kp3), np.ones(kp3.shape[:-1] + (1,))], -1)
+    k2 = formats.convert(uv, names, "coco17")
+    k2[:, [formats.names("coco17").index(n) for n in ("left_elbow", "left_wrist")], 2] = 0.0
+    keypoints = Keypoints2D(k2[:, None], "coco17", 30.0, (640, 480))
+    imu, _, _ = synthesize_imu(cam_fit, model=anny, seed=2)
+    opts = FitOptions(iters_full=60, iters_ground=0, warm_start=False)
+    plain = fit_body(keypoints, cam, model=anny, options=opts, progress=False)
+    fused = fit_body(keypoints, cam, model=anny, options=opts, progress=False, imu=imu)
+    forearm = [anny.joint_names.index("lowerarm02.L")]
+    truth = segment_rotations(pose[:, 0], anny.parents, forearm)
+
+    def err(fit):
+        return angle_deg(segment_rotations(fit.pose[:, 0], anny.parents, forearm), truth).mean()
+
+    print(f"hidden forearm orientation error: video only {err(plain):.1f} deg, with IMUs {err(fused):.1f} deg")
+    assert err(fused) < 12.0 and err(fused) < 0.5 * err(plain)

@@ -35,7 +35,7 @@ def blender(path: Path, frames: list[int], out: Path, vertices: bool) -> dict:
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--data", default="../shared/data/cmu-mocap")
-    ap.add_argument("--take", default="02_01", help="CMU take (subject_trial) to retarget")
+    ap.add_argument("--take", default="02_05", help="CMU take (subject_trial) to retarget")
     ap.add_argument("--frames", type=int, default=300)
     ap.add_argument("--naming", default="mixamo")
     args = ap.parse_args()
@@ -73,9 +73,9 @@ def main() -> None:
             t0 = time.perf_counter()
             export_fit(fit, path, fmt, naming=args.naming)
             sec = time.perf_counter() - t0
-            all_frames = blender(path, [f + 1 if fmt == "bvh" else f for f in range(n)], tmp / "a.npz", False)
-            some = blender(path, [f + 1 if fmt == "bvh" else f for f in check_frames], tmp / "b.npz",
-                           fmt != "bvh")
+            first = 0 if fmt == "glb" else 1  # Blender starts BVH and FBX animations at frame 1
+            all_frames = blender(path, [f + first for f in range(n)], tmp / "a.npz", False)
+            some = blender(path, [f + first for f in check_frames], tmp / "b.npz", fmt != "bvh")
             names = list(all_frames["names"])
             rig_names = rig_from_fit(fit, mesh=False, naming=args.naming, model=model).names
             idx = [names.index(nm) for nm in rig_names]
@@ -85,10 +85,13 @@ def main() -> None:
             extra = ""
             if fmt == "fbx" and shutil.which("assimp"):
                 info = subprocess.run(["assimp", "info", str(path)], capture_output=True, text=True).stdout
-                keep = [ln.strip() for ln in info.splitlines()
-                        if ln.strip().startswith(("Meshes:", "Vertices:", "Bones:", "Animation Channels:",
-                                                  "Animations:"))]
-                extra = "assimp: " + "; ".join(keep)
+                keep = {}
+                for ln in info.splitlines():
+                    key, _, val = ln.strip().partition(":")
+                    if key in ("Meshes", "Vertices", "Bones", "Animations", "Animation Channels") and \
+                            key not in keep and val.strip():
+                        keep[key] = val.strip()
+                extra = "assimp: " + ", ".join(f"{k.lower()} {v}" for k, v in keep.items())
             if fmt == "glb" and (ROOT / "tools/gltf_validator/node_modules").is_dir():
                 rep = json.loads(subprocess.run(["node", str(ROOT / "tools/gltf_validator/validate.js"), str(path)],
                                                 capture_output=True, text=True, check=True).stdout)
@@ -102,7 +105,7 @@ def main() -> None:
           "| max vertex error, 3 frames (mm) | other reader |")
     print("|---|---|---|---|---|---|---|---|")
     for fmt, sec, mb, nb, fr, je, ve, extra in rows:
-        print(f"| {fmt} | {sec:.2f} | {mb:.1f} | {nb} | {fr} | {je:.2f} | {ve:.2f} | {extra} |")
+        print(f"| {fmt} | {sec:.2f} | {mb:.1f} | {nb} | {fr} | {je:.3f} | {ve:.3f} | {extra} |")
 
 
 if __name__ == "__main__":

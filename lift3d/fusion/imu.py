@@ -319,7 +319,7 @@ def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None
     if mountings is not None:
         M = np.asarray(mountings, dtype=np.float64)
         Y = R @ M[None].transpose(0, 1, 3, 2) @ G.transpose(0, 1, 3, 2)  # (T, N): Q seen at t
-        Q = np.repeat(_project_rotation(np.einsum("tn,tnij->ij", w, Y))[None], T, 0)
+        Q = np.repeat(_robust_average(Y, w)[None], T, 0)
         Q = _drift(R, G, M, Q, w, drift_seconds_per_term, imu.fps)
         return IMUAlignment(Q, M, _residual(R, G, M, Q, w))
     # 1. Fixed frame Q0 from the axes of relative rotations against a well-seen reference frame.
@@ -338,6 +338,18 @@ def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None
         M = _project_rotation(np.einsum("tn,tnij->nij", w, X))
         Q = _drift(R, G, M, Q, w, drift_seconds_per_term, imu.fps)
     return IMUAlignment(Q, M, _residual(R, G, M, Q, w))
+
+
+def _robust_average(Y: np.ndarray, w: np.ndarray, scale_deg: float = 20.0, iters: int = 4) -> np.ndarray:
+    """Weighted average of rotation samples (..., 3, 3) that discounts outliers: a monocular
+    fit's body sometimes faces the wrong way for a few frames, and those samples must not
+    tilt the average."""
+    Y, w = Y.reshape(-1, 3, 3), w.reshape(-1)
+    Q = _project_rotation(np.einsum("k,kij->ij", w, Y))
+    for _ in range(iters):
+        ang = np.degrees(np.arccos(np.clip((np.trace(Y @ Q.T, axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
+        Q = _project_rotation(np.einsum("k,kij->ij", w / (1 + (ang / scale_deg) ** 2), Y))
+    return Q
 
 
 def _drift(R, G, M, Q, w, seconds_per_term: float, fps: float) -> np.ndarray:

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import numpy as np
 
+from lift3d.fusion.associate import epipolar_distances
 from lift3d.io_utils import Lift3DError
 from lift3d.types import Camera, Keypoints2D
 
@@ -83,31 +84,11 @@ def _lag_by_motion(ref: np.ndarray, other: np.ndarray, max_offset: int, min_over
     return best, score
 
 
-def _essential(ca: Camera, cb: Camera) -> np.ndarray:
-    """E with x_b^T E x_a = 0 for normalised image coordinates of the same world point."""
-    R = cb.R @ ca.R.T
-    t = cb.t - R @ ca.t
-    tx = np.array([[0, -t[2], t[1]], [t[2], 0, -t[0]], [-t[1], t[0], 0]])
-    return tx @ R
-
-
-def epipolar_distance(xa: np.ndarray, xb: np.ndarray, E: np.ndarray) -> np.ndarray:
-    """Symmetric epipolar distance of (..., 2) normalised points (in normalised units)."""
-    ha = np.concatenate([xa, np.ones(xa.shape[:-1] + (1,))], -1)
-    hb = np.concatenate([xb, np.ones(xb.shape[:-1] + (1,))], -1)
-    la = ha @ E.T  # epipolar lines in b
-    lb = hb @ E    # epipolar lines in a
-    num = np.abs(np.sum(hb * la, -1))
-    return 0.5 * num * (1 / np.hypot(la[..., 0], la[..., 1]).clip(1e-12) + 1 / np.hypot(lb[..., 0], lb[..., 1]).clip(1e-12))
-
-
 def _lag_by_epipolar(ref: np.ndarray, other: np.ndarray, ca: Camera, cb: Camera, max_offset: int,
                      min_overlap: int, min_confidence: float = 0.3) -> tuple[int, float]:
-    E = _essential(ca, cb)
     xa, xb = ca.normalized(ref[..., :2]), cb.normalized(other[..., :2])
     oka, okb = ref[..., 2] > min_confidence, other[..., 2] > min_confidence
     best, cost = 0, np.inf
-    focal = 0.5 * (ca.focal + cb.focal)
     for lag in range(-max_offset, max_offset + 1):
         lo, hi = max(0, -lag), min(len(ref), len(other) - lag)
         if hi - lo < min_overlap:
@@ -115,7 +96,7 @@ def _lag_by_epipolar(ref: np.ndarray, other: np.ndarray, ca: Camera, cb: Camera,
         ok = oka[lo:hi] & okb[lo + lag:hi + lag]
         if ok.sum() < min_overlap:
             continue
-        d = epipolar_distance(xa[lo:hi][ok], xb[lo + lag:hi + lag][ok], E) * focal
+        d = epipolar_distances(xa[lo:hi][ok], xb[lo + lag:hi + lag][ok], ca, cb)
         c = np.mean(np.minimum(d, 50.0))  # truncated: a wrong detection counts at most 50 px
         if c < cost:
             best, cost = lag, c

@@ -3,6 +3,7 @@
     lift3d run INPUT -o OUT_DIR      image, video or folder of frames -> keypoints, fit, meshes, preview
     lift3d demo [-o OUT_DIR]         the built-in demo (no input needed), with errors against ground truth
     lift3d export FIT.npz --format bvh|fbx|glb|gltf|obj|ply|npz [-o OUT]   a fit as animation/mesh files
+    lift3d multiview --calib CALIB --videos cam1.mp4 cam2.mp4 ... -o OUT   several calibrated cameras
 
 Errors the user can fix print one line on stderr and exit with status 1.
 """
@@ -12,6 +13,8 @@ import argparse
 import os
 import sys
 from pathlib import Path
+
+import numpy as np
 
 
 def _quiet_native_logs() -> None:
@@ -68,6 +71,22 @@ def _export_list(text: str) -> tuple[str, ...]:
     return formats
 
 
+def _multiview(args: argparse.Namespace) -> int:
+    from lift3d.fusion.multiview import reconstruct_multiview
+
+    res = reconstruct_multiview(args.videos, args.calib, args.output, sync=args.sync,
+                                max_offset=args.max_offset, model=args.model,
+                                exports=_export_list(args.export), naming=args.naming,
+                                progress=not args.quiet)
+    seen = res.joints3d.confidence[:, 0] > 0
+    print(f"{len(args.videos)} cameras, {res.fit.num_frames} frames; offsets {list(res.offsets)}; "
+          f"{100 * seen.mean():.0f}% of joints triangulated; body fit "
+          f"{np.nanmean(res.fit.quality['joint_error_mm']):.0f} mm from them")
+    for name, path in res.files.items():
+        print(f"  {name:14s} {path}")
+    return 0
+
+
 def _export(args: argparse.Namespace) -> int:
     from lift3d.export import export_fit
     from lift3d.types import BodyFit
@@ -87,8 +106,6 @@ def _export(args: argparse.Namespace) -> int:
 
 
 def _summary(res) -> None:
-    import numpy as np
-
     q = res.fit.quality.get("reprojection_px")
     print(f"{res.keypoints.num_frames} frame(s), {res.fit.num_people} person(s); "
           f"mean reprojection error {np.nanmean(q):.1f} px" if q is not None and np.isfinite(q).any() else "")
@@ -136,6 +153,19 @@ def build_parser() -> argparse.ArgumentParser:
     demo.add_argument("-o", "--output", type=Path, default=Path("demo_output"), help="output folder (default ./demo_output)")
     demo.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
     demo.set_defaults(func=_demo)
+    mv = sub.add_parser("multiview", help="reconstruct one body from several calibrated videos")
+    mv.add_argument("--calib", type=Path, required=True,
+                    help="calibration: Pose2Sim/anipose .toml, EasyMocap folder (intri.yml, extri.yml), OpenCV .yml/.xml, lift3d .json")
+    mv.add_argument("--videos", type=Path, nargs="+", required=True,
+                    help="one video per camera, named after the camera or in the calibration's camera order")
+    mv.add_argument("-o", "--output", type=Path, required=True, help="output folder")
+    mv.add_argument("--sync", action="store_true", help="estimate frame offsets between the videos (not hardware-synced)")
+    mv.add_argument("--max-offset", type=int, default=90, help="largest offset tried with --sync, frames (default 90)")
+    mv.add_argument("--model", default="anny", choices=["anny", "smpl", "smplh", "smplx"], help="body model (default anny)")
+    mv.add_argument("--export", default="bvh,fbx,glb", help="animation files to write (default bvh,fbx,glb)")
+    _add_naming_arg(mv)
+    mv.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+    mv.set_defaults(func=_multiview)
     exp = sub.add_parser("export", help="write a fit (fit.npz) as BVH, FBX, glTF/GLB or mesh files")
     exp.add_argument("fit", type=Path, help="a fit.npz written by lift3d run")
     exp.add_argument("--format", choices=["bvh", "fbx", "glb", "gltf", "obj", "ply", "npz"],

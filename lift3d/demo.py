@@ -124,3 +124,65 @@ def make_demo_clip(path: str | Path, seconds: float = 2.0, fps: float = 30.0,
             for v in verts:
                 writer.write(render_mesh(background, v, faces, camera, colours))
     return DemoClip(Path(path), camera, kp3d, fps)
+
+
+@dataclass
+class MultiviewClip:
+    """Videos of the demo motion from several calibrated cameras, with the ground truth.
+
+    Attributes:
+        videos: one mp4 per camera, named after the camera ("cam1.mp4", ...).
+        calibration: the cameras as a Pose2Sim/anipose TOML file.
+        cameras: {name: Camera} (world: Y up, the body at the origin facing +Z).
+        keypoints3d: (T, 17, 3) true coco17 keypoints in the world, metres.
+        fps: frames per second.
+    """
+
+    videos: list[Path]
+    calibration: Path
+    cameras: dict[str, Camera]
+    keypoints3d: np.ndarray
+    fps: float
+
+
+def make_multiview_clip(folder: str | Path, num_cameras: int = 3, seconds: float = 1.0, fps: float = 30.0,
+                        size: tuple[int, int] = (480, 360), progress: bool = True) -> MultiviewClip:
+    """Render the demo motion from ``num_cameras`` cameras on a 3.5 m circle around the body."""
+    from tqdm.auto import tqdm
+
+    from lift3d.fusion.calib_io import save_calibration
+    from lift3d.keypoints.video import VideoWriter
+    from lift3d.lifting.data import look_at
+    from lift3d.viz.render import render_mesh
+
+    folder = Path(folder)
+    folder.mkdir(parents=True, exist_ok=True)
+    model = body_models.load("anny")
+    T = max(2, int(round(seconds * fps)))
+    pose = demo_motion(model, T, fps)
+    pose[:, 0] = _rot("x", np.full(T, np.pi)) @ pose[:, 0]  # upright in a Y-up world, not a camera's
+    shape = torch.tensor([[0.2, 0.0, 0.1, 0.0, 0.3, 0.0]], dtype=model.dtype)
+    with torch.no_grad():
+        out = model(pose, shape)
+    verts = out.vertices.numpy()
+    kp3d = model.keypoints(out, "coco17")[..., :3].numpy().astype(np.float64)
+    cams = {}
+    for i in range(num_cameras):
+        a = np.radians(25.0 + 360.0 * i / num_cameras)  # not straight in front: no mirror ambiguity
+        R, t = look_at(np.array([3.5 * np.sin(a), 0.3, 3.5 * np.cos(a)]), np.array([0.0, -0.1, 0.0]))
+        base = Camera.from_fov(size[0], size[1], 55.0)
+        cams[f"cam{i + 1}"] = Camera(K=base.K, image_size=size, R=R, t=t)
+    colours = face_colours(model)
+    w, h = size
+    background = (np.linspace(90, 200, h)[:, None, None] * np.ones((1, w, 3)) * np.array([1.0, 0.97, 0.9])).astype(np.uint8)
+    faces = model.faces.cpu().numpy()
+    videos = []
+    for name, cam in tqdm(cams.items(), desc="rendering views", disable=not progress, leave=False):
+        path = folder / f"{name}.mp4"
+        with VideoWriter(path, fps=fps, size=size) as writer:
+            for v in verts:
+                writer.write(render_mesh(background, v, faces, cam, colours))
+        videos.append(path)
+    calib = folder / "calibration.toml"
+    save_calibration(cams, calib, "pose2sim")
+    return MultiviewClip(videos, calib, cams, kp3d, fps)

@@ -75,5 +75,6 @@ def test_bad_input():
     kps = [observe(pts, c, 0, 0.0, rng) for c in cams]
     with pytest.raises(Lift3DError):
         estimate_offsets(kps[:1])
+    hidden = [kps[0], Keypoints2D(kps[1].data * [1, 1, 0], "coco17", 30.0, kps[1].image_size)]
     with pytest.raises(Lift3DError, match="no lag"):
-        estimate_offsets(kps, cams, max_offset=5, min_overlap=100)
+        estimate_offsets(hidden, cams, max_offset=5)  # nobody seen by camera 2

@@ -111,7 +111,8 @@ def estimate_offsets(keypoints: list[Keypoints2D], cameras: list[Camera] | None 
         keypoints: one Keypoints2D per camera (same keypoint format; person 0 is used).
         cameras: calibrated cameras in the same order; None to use the motion signal.
         max_offset: largest lag tried, in frames, each way.
-        min_overlap: fewest frames that must overlap at a lag for it to count.
+        min_overlap: fewest frames that must overlap at a lag for it to count (at most half
+            the shortest video).
     Returns:
         (C,) int offsets, offsets[0] = 0.
     Raises:
@@ -124,6 +125,8 @@ def estimate_offsets(keypoints: list[Keypoints2D], cameras: list[Camera] | None 
     if cameras is not None and len(cameras) != len(keypoints):
         raise Lift3DError(f"{len(cameras)} cameras for {len(keypoints)} keypoint streams")
     data = [_first_person(k) for k in keypoints]
+    # Short clips cannot leave 30 frames in common: ask for half the shortest instead.
+    min_overlap = min(min_overlap, max(3, min(len(d) for d in data) // 2))
     out = [0]
     for c in range(1, len(data)):
         if cameras is None:

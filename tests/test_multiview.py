@@ -1,0 +1,71 @@
+"""`lift3d multiview` end to end on a small rendered multi-camera scene, every output re-read."""
+import numpy as np
+import pytest
+
+from lift3d import formats
+from lift3d.cli import main
+from lift3d.fusion.calib_io import load_calibration
+from lift3d.metrics import joint_errors
+from lift3d.types import BodyFit, Joints3D, Keypoints2D
+
+
+@pytest.fixture(scope="module")
+def scene(tmp_path_factory):
+    from lift3d.demo import make_multiview_clip
+
+    return make_multiview_clip(tmp_path_factory.mktemp("mv"), num_cameras=3, seconds=0.5, progress=False)
+
+
+@pytest.fixture(scope="module")
+def run(scene, tmp_path_factory):
+    out = tmp_path_factory.mktemp("mv_out")
+    code = main(["multiview", "--calib", str(scene.calibration), "--videos", *map(str, scene.videos),
+                 "-o", str(out), "--sync", "--max-offset", "3", "-q"])
+    return code, out
+
+
+def test_outputs_reread(scene, run):
+    code, out = run
+    assert code == 0
+    T = len(scene.keypoints3d)
+    for name in scene.cameras:
+        kp = Keypoints2D.load(out / f"keypoints_{name}.npz")
+        assert kp.num_frames == T and kp.confidence.mean() > 0.5
+    # Triangulated joints against the rendered truth (calibration world).
+    j = Joints3D.load(out / "joints3d.npz")
+    assert j.frame == "world" and j.data.shape[:2] == (T, 1)
+    tri = formats.convert(j.data[:, 0], j.format, "coco17")
+    err = joint_errors(tri, scene.keypoints3d)
+    assert err["mpjpe_mm"] < 60, err
+    # The fit lives in the floor's world; the cameras written beside it take it back to the
+    # calibration's world, where it matches the truth.
+    fit = BodyFit.load(out / "fit.npz")
+    assert fit.frame == "world" and fit.num_frames == T
+    kp_new = fit.keypoints3d("coco17")
+    new_cams = load_calibration(out / "cameras.json")
+    old_cams = load_calibration(scene.calibration)
+    a, b = new_cams["cam1"], old_cams["cam1"]
+    back = b.camera_to_world(a.world_to_camera(kp_new))
+    err = joint_errors(back, scene.keypoints3d)
+    assert err["mpjpe_mm"] < 70, err
+    # Standing on the floor: the lowest foot point is near y = 0 and the head above it.
+    names = formats.names("coco17")
+    feet = kp_new[:, [names.index("left_ankle"), names.index("right_ankle")], 1]
+    assert abs(feet.min()) < 0.15 and (kp_new[:, names.index("nose"), 1] > 1.2).all()
+    for fmt in ("bvh", "fbx", "glb"):
+        assert (out / f"animation.{fmt}").stat().st_size > 1000
+    bvhio = pytest.importorskip("bvhio")
+    assert len(bvhio.readAsHierarchy(str(out / "animation.bvh")).layout()) == 104
+
+
+def test_bad_input_one_line(scene, tmp_path, capsys):
+    capsys.readouterr()
+    code = main(["multiview", "--calib", str(scene.calibration), "--videos", str(scene.videos[0]),
+                 str(scene.videos[1]), str(tmp_path / "missing.mp4"), "-o", str(tmp_path / "o"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].startswith("lift3d: error:")
+    (tmp_path / "bad.toml").write_text("[cam_1]\nname = 'cam1'\nsize = [480, 360]\n")
+    code = main(["multiview", "--calib", str(tmp_path / "bad.toml"), "--videos", *map(str, scene.videos),
+                 "-o", str(tmp_path / "o2"), "-q"])
+    err = capsys.readouterr().err.strip().splitlines()
+    assert code == 1 and err[-1].startswith("lift3d: error:") and "bad.toml" in err[-1]

@@ -95,7 +95,8 @@ def main() -> None:
             e_all = joint_errors(pred, true17)
             rows[name].append([e_occ["root_relative_mpjpe_mm"], e_occ["pa_mpjpe_mm"],
                                e_all["root_relative_mpjpe_mm"], e_all["pa_mpjpe_mm"], sec / T * 1000])
-        print(f"{seq['name']} [{start}:{start + T}] done", flush=True)
+        print(f"{seq['name']} [{start}:{start + T}]: " + ", ".join(
+            f"{k.split(' (')[-1].rstrip(')')} {rows[k][-1][0]:.0f}/{rows[k][-1][2]:.0f} mm" for k in rows), flush=True)
 
     print(f"\n{len(seqs)} clips x {args.frames} frames, CMU subject {HELD_OUT}; occluded second = "
           "half the keypoints hidden for 30 frames\n")

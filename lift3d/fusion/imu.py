@@ -300,7 +300,7 @@ def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None
         weights: (T, N) trust in the fit's segment rotations (e.g. keypoint confidence; 0 where
             the limb was occluded); ones if None.
         drift_seconds_per_term: the heading drift is a polynomial in time with one more term
-            per this many seconds of recording (degree 1 to 5; see ``_drift``).
+            per this many seconds of recording (degree 0 to 5; see ``_drift``).
         iters: alternations between the mountings and the frame.
         mountings: (N, 3, 3) known mountings (``mountings_from_calibration``): then only Q is
             estimated, as a weighted rotation average plus the drift. Much more accurate: a
@@ -356,9 +356,9 @@ def _drift(R, G, M, Q, w, seconds_per_term: float, fps: float) -> np.ndarray:
     """Q with the heading drift about the IMU world's vertical put in.
 
     Per frame, the weighted circular mean of the sensors' residual yaw; then a weighted
-    polynomial in time through it (degree 1, plus one per ``seconds_per_term`` of recording, at
-    most 5): gyroscope heading drift is slow and smooth, and a low-order curve averages the
-    video's per-frame orientation noise away instead of following it.
+    polynomial in time through it, of degree one per ``seconds_per_term`` of recording (0, a
+    constant, for shorter clips; at most 5): gyroscope heading drift is a few degrees a minute,
+    so over seconds the video's own heading errors would dominate any slope fitted to them.
     """
     T = len(Q)
     C = R @ M[None].transpose(0, 1, 3, 2) @ G.transpose(0, 1, 3, 2) @ Q.transpose(0, 2, 1)[:, None]
@@ -370,7 +370,7 @@ def _drift(R, G, M, Q, w, seconds_per_term: float, fps: float) -> np.ndarray:
         return Q
     t = np.arange(T) / fps
     per_frame = np.unwrap(np.arctan2(s[seen], c[seen]))
-    degree = int(min(5, 1 + (t[-1] - t[0]) // seconds_per_term, seen.sum() - 1))
+    degree = int(min(5, (t[-1] - t[0]) // seconds_per_term, seen.sum() - 1))
     coef = np.polynomial.polynomial.polyfit(t[seen], per_frame, degree, w=np.sqrt(weight[seen]))
     return _yaw(np.polynomial.polynomial.polyval(t, coef)) @ Q
 

@@ -122,11 +122,15 @@ class Camera:
     def _undistort(self, xy: np.ndarray) -> np.ndarray:
         if not np.any(self.dist):
             return xy
-        und = xy.copy()
-        for _ in range(20):  # fixed-point iteration, as OpenCV's undistortPoints does
-            err = self._distort(und) - xy
-            und = und - err
-        return und
+        from lift3d.distortion import invert_distortion
+
+        d = np.zeros(5)
+        d[: min(5, self.dist.size)] = self.dist[:5]
+        flat = np.asarray(xy, dtype=np.float64).reshape(-1, 2)
+        x, y, good = invert_distortion(flat[:, 0], flat[:, 1], list(d))
+        # Where the lens model cannot be inverted (far outside the image), keep the pixel's
+        # distorted direction rather than a NaN.
+        return np.where(good[:, None], np.stack([x, y], -1), flat).reshape(np.shape(xy))
 
     def to_dict(self) -> dict[str, Any]:
         return {

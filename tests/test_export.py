@@ -175,6 +175,23 @@ def test_bvh_in_blender_and_back(tmp_path, rig):
         assert np.abs(got - ref[f]).max() < 2e-3
 
 
+def test_bvh_reread_by_lift3d_mocap_reader(tmp_path, rig):
+    """Our own BVH reader (lift3d.mocap, written for CMU files) reads the files we write and
+    the one Blender writes back from them."""
+    from lift3d.mocap.bvh import read_bvh
+
+    path = tmp_path / "a.bvh"
+    write_bvh(rig, path)
+    m = read_bvh(path, scale=0.01, up="y")
+    assert m.fps == pytest.approx(30.0) and m.num_frames == T
+    got = np.stack([m.joint(n) for n in rig.names], 1)
+    assert np.abs(got - rig.joint_positions()).max() < 1e-5
+    blender_read(path, tmp_path / "b.npz", "1", "--reexport", str(tmp_path / "blender.bvh"))
+    back = read_bvh(tmp_path / "blender.bvh", scale=0.01, up="z")  # Blender writes Z up
+    got = np.stack([back.joint(n) for n in rig.names], 1)
+    assert back.num_frames == T and np.abs(got - rig.joint_positions()).max() < 2e-3
+
+
 def test_bvh_write_is_atomic(tmp_path, rig):
     bad = Rig(names=["bön"] + rig.names[1:], parents=rig.parents, rest_joints=rig.rest_joints,
               rotations=rig.rotations, root_positions=rig.root_positions, fps=30.0)

@@ -77,7 +77,7 @@ def _multiview(args: argparse.Namespace) -> int:
     res = reconstruct_multiview(args.videos, args.calib, args.output, sync=args.sync,
                                 max_offset=args.max_offset, model=args.model,
                                 exports=_export_list(args.export), naming=args.naming,
-                                progress=not args.quiet)
+                                fps=args.fps, progress=not args.quiet)
     seen = res.joints3d.confidence[:, 0] > 0
     print(f"{len(args.videos)} cameras, {res.fit.num_frames} frames; offsets {list(res.offsets)}; "
           f"{100 * seen.mean():.0f}% of joints triangulated; body fit "
@@ -157,7 +157,9 @@ def build_parser() -> argparse.ArgumentParser:
     mv.add_argument("--calib", type=Path, required=True,
                     help="calibration: Pose2Sim/anipose .toml, EasyMocap folder (intri.yml, extri.yml), OpenCV .yml/.xml, lift3d .json")
     mv.add_argument("--videos", type=Path, nargs="+", required=True,
-                    help="one video per camera, named after the camera or in the calibration's camera order")
+                    help="one video per camera, named after the camera or in the calibration's camera order; "
+                         "also a keypoints .npz or an OpenPose JSON folder per camera (imported, multi-person)")
+    mv.add_argument("--fps", type=float, default=30.0, help="frame rate of OpenPose JSON input (default 30)")
     mv.add_argument("-o", "--output", type=Path, required=True, help="output folder")
     mv.add_argument("--sync", action="store_true", help="estimate frame offsets between the videos (not hardware-synced)")
     mv.add_argument("--max-offset", type=int, default=90, help="largest offset tried with --sync, frames (default 90)")

@@ -44,7 +44,17 @@ def _check_outputs(folder: Path, frames: int, size: tuple[int, int]):
     assert len(plys) == frames
     mesh = o3d.io.read_triangle_mesh(str(plys[-1]))
     assert len(mesh.vertices) == 13718 and len(mesh.triangles) == 27420
-    np.testing.assert_allclose(np.asarray(mesh.vertices), fit.vertices()[-1], atol=1e-5)
+    # Mesh files are in the animation files' Y-up frame (a camera-frame fit turned upright).
+    from lift3d.export import export_axes
+
+    np.testing.assert_allclose(np.asarray(mesh.vertices), fit.vertices()[-1] @ export_axes(fit).T, atol=1e-5)
+    # Animation files: BVH re-read by bvhio, FBX and GLB by their magic numbers (their content
+    # is checked against Blender, assimp and the glTF validator in tests/test_export_*.py).
+    bvhio = pytest.importorskip("bvhio")
+    anim = bvhio.readAsHierarchy(str(folder / "animation.bvh"))
+    assert len(anim.layout()) == 104 and len(anim.Keyframes) == frames
+    assert (folder / "animation.fbx").read_bytes()[:18] == b"Kaydara FBX Binary"
+    assert (folder / "animation.glb").read_bytes()[:4] == b"glTF"
     # The preview plays back with the input's frame count and size.
     cap = cv2.VideoCapture(str(folder / "preview.mp4"))
     n = 0

@@ -69,3 +69,27 @@ def test_bad_input_one_line(scene, tmp_path, capsys):
                  "-o", str(tmp_path / "o2"), "-q"])
     err = capsys.readouterr().err.strip().splitlines()
     assert code == 1 and err[-1].startswith("lift3d: error:") and "bad.toml" in err[-1]
+
+
+def test_imported_multi_person_keypoints(scene, run, tmp_path):
+    """Keypoint files instead of videos, two people in a different order in every view: the
+    people are associated across views and both triangulated."""
+    _, out = run
+    other = scene.keypoints3d + np.array([1.2, 0.0, -0.8])  # a second person beside the first
+    rng = np.random.default_rng(0)
+    files = []
+    for i, (name, cam) in enumerate(scene.cameras.items()):
+        kp = Keypoints2D.load(out / f"keypoints_{name}.npz").to_format("coco17")
+        uv = cam.project(other) + rng.normal(0, 1.0, other.shape[:-1] + (2,))
+        second = np.concatenate([uv, np.full(uv.shape[:-1] + (1,), 0.9)], -1)
+        people = [kp.data[:, 0], second][:: 1 if i % 2 == 0 else -1]
+        path = tmp_path / f"view{i}.npz"
+        Keypoints2D(np.stack(people, 1), "coco17", kp.fps, kp.image_size).save(path)
+        files.append(path)
+    assert main(["multiview", "--calib", str(scene.calibration), "--videos", *map(str, files),
+                 "-o", str(tmp_path / "o"), "--export", "bvh", "-q"]) == 0
+    j = Joints3D.load(tmp_path / "o" / "joints3d.npz")
+    assert j.data.shape[1] == 2 and j.format == "coco17"
+    errs = sorted(min(joint_errors(j.data[:, p], truth)["mpjpe_mm"] for truth in (scene.keypoints3d, other))
+                  for p in range(2))
+    assert errs[1] < 60, errs

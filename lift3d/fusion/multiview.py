@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 
+from lift3d import formats
 from lift3d.io_utils import Lift3DError
 from lift3d.types import BodyFit, Camera, Joints3D, Keypoints2D
 
@@ -24,7 +25,7 @@ class MultiviewResult:
     Attributes:
         keypoints: per camera, the 2D keypoints after synchronisation and association.
         offsets: (C,) frame offsets found (0s when not synchronised).
-        joints3d: triangulated world joints (calibration world), blazepose33.
+        joints3d: triangulated world joints (calibration world), in the keypoints' format.
         fit: the body fit, in the floor's world.
         cameras: the cameras in that world.
         files: name -> path of every file written.
@@ -47,6 +48,26 @@ def match_videos(videos: list[Path], cameras: dict[str, Camera]) -> list[str]:
         raise Lift3DError(f"{len(videos)} videos for {len(cameras)} calibrated cameras "
                           f"({', '.join(cameras)}); name the videos after the cameras or give one per camera")
     return list(cameras)
+
+
+def _view_keypoints(path: Path, cam: Camera, name: str, fps: float, progress: bool) -> Keypoints2D:
+    """One camera's 2D keypoints: read from a lift3d keypoints .npz or an OpenPose JSON folder
+    (imported, possibly multi-person), else detected in the video / image folder."""
+    from lift3d.keypoints import detect_keypoints, open_frames, read_openpose
+
+    if path.suffix.lower() == ".npz":
+        kp = Keypoints2D.load(path)
+    elif path.is_dir() and any(path.glob("*.json")):
+        kp = read_openpose(path, fps=fps, image_size=cam.image_size)
+    else:
+        with open_frames(path) as frames:
+            kp = detect_keypoints(frames, progress=progress).keypoints
+    if kp.image_size != cam.image_size:
+        raise Lift3DError(f"camera {name} is calibrated for {cam.image_size[0]}x{cam.image_size[1]} images "
+                          f"but {path} is {kp.image_size[0]}x{kp.image_size[1]}")
+    if kp.confidence.max() <= 0:
+        raise Lift3DError(f"no person was detected in any frame of {path}")
+    return kp
 
 
 def fit_to_joints(joints: Joints3D, person: int = 0, model: str = "anny", progress: bool = True,
@@ -102,28 +123,31 @@ def floor_world(fit: BodyFit, cameras: dict[str, Camera]) -> tuple[BodyFit, dict
 def reconstruct_multiview(videos: list[str | Path], calibration: str | Path | dict[str, Camera],
                           out_dir: str | Path, sync: bool = False, max_offset: int = 90,
                           model: str = "anny", exports: tuple[str, ...] = ("bvh", "fbx", "glb"),
-                          naming: str = "model", smooth: bool = True, progress: bool = True) -> MultiviewResult:
+                          naming: str = "model", smooth: bool = True, fps: float = 30.0,
+                          progress: bool = True) -> MultiviewResult:
     """Reconstruct one animated body from several calibrated, roughly simultaneous videos.
 
     Writes into ``out_dir``: ``keypoints_<camera>.npz`` (per camera, after synchronisation),
-    ``joints3d.npz`` (triangulated blazepose33, calibration world), ``fit.npz`` (BodyFit in
+    ``joints3d.npz`` (triangulated joints, calibration world), ``fit.npz`` (BodyFit in
     the floor's world), ``cameras.json`` (the cameras in that world) and ``animation.*``.
 
     Args:
-        videos: one video (or image folder) per camera.
+        videos: per camera, a video or image folder (detected with BlazePose), or imported
+            keypoints: a lift3d keypoints .npz or an OpenPose JSON folder (several people are
+            associated across views).
         calibration: a calibration file (Pose2Sim/anipose TOML, EasyMocap YAML folder, OpenCV
             YAML/XML, lift3d JSON) or {name: Camera}.
         sync: estimate frame offsets between the videos (epipolar consistency of the people);
             otherwise they are taken as synchronised.
         max_offset: largest offset tried, frames.
         smooth: temporal filter on the triangulated joints (bridges short gaps).
+        fps: frame rate of OpenPose JSON input (its files do not record it).
     """
     from lift3d.export import export_fit
     from lift3d.fusion.associate import associate
     from lift3d.fusion.calib_io import load_calibration, save_calibration
     from lift3d.fusion.sync import apply_offsets, estimate_offsets
     from lift3d.fusion.triangulate import triangulate
-    from lift3d.keypoints import detect_keypoints, open_frames
 
     cams = calibration if isinstance(calibration, dict) else load_calibration(calibration)
     videos = [Path(v) for v in videos]
@@ -134,16 +158,10 @@ def reconstruct_multiview(videos: list[str | Path], calibration: str | Path | di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    kps = []
-    for v, n, c in zip(videos, names, cam_list):
-        with open_frames(v) as frames:
-            kp = detect_keypoints(frames, progress=progress).keypoints
-        if kp.image_size != c.image_size:
-            raise Lift3DError(f"camera {n} is calibrated for {c.image_size[0]}x{c.image_size[1]} images "
-                              f"but {v} is {kp.image_size[0]}x{kp.image_size[1]}")
-        if kp.confidence.max() <= 0:
-            raise Lift3DError(f"no person was detected in any frame of {v}")
-        kps.append(kp)
+    kps = [_view_keypoints(v, c, n, fps, progress) for v, n, c in zip(videos, names, cam_list)]
+    if len({k.format for k in kps}) > 1:
+        kps = [Keypoints2D(formats.convert(k.data, k.format, "coco17"), "coco17", k.fps, k.image_size)
+               for k in kps]
     offsets = np.zeros(len(kps), dtype=int)
     if sync:
         offsets = estimate_offsets(kps, cam_list, max_offset=max_offset)

@@ -77,7 +77,7 @@ def main() -> None:
         to_cam = cam.world_to_camera
         verts_c, kp_c, root_c = to_cam(verts_w), to_cam(kp_w), to_cam(root_w)
         uv, depth = LD.project(kp_w, cam)
-        noisy = LD.corrupt(rng, formats.convert(uv, names, "openpose25"), formats.convert(depth[..., None], names,
+        noisy = LD.corrupt(rng, formats.convert_points(uv, names, "openpose25"), formats.convert_points(depth[..., None], names,
                            "openpose25")[..., 0], cam.image_size)
         k2 = Keypoints2D(noisy[:, None], "openpose25", 30, cam.image_size)
         soles = [names.index(n) for n in SOLES]
@@ -91,7 +91,7 @@ def main() -> None:
             j = fit.joints(model=model)
             kp = fit.keypoints3d(names, model=model)
             vert = np.linalg.norm((v - j[:, :1]) - (verts_c - root_c[:, None]), axis=-1).mean() * 1000
-            e = joint_errors(formats.convert(kp, names, "coco17"), formats.convert(kp_c, names, "coco17"))
+            e = joint_errors(formats.convert_points(kp, names, "coco17"), formats.convert_points(kp_c, names, "coco17"))
             step = np.linalg.norm(np.diff(kp[:, soles], axis=0), axis=-1)  # (T-1, 4)
             both_c = contact[1:] & contact[:-1]
             slide = step[both_c].mean() * 1000 if both_c.any() else np.nan

@@ -69,8 +69,8 @@ def main() -> None:
         cam = LD.sample_camera(rng, kp_w)
         kp_c = cam.world_to_camera(kp_w)
         uv, depth = LD.project(kp_w, cam)
-        noisy = LD.corrupt(rng, formats.convert(uv, names, "openpose25"),
-                           formats.convert(depth[..., None], names, "openpose25")[..., 0], cam.image_size)
+        noisy = LD.corrupt(rng, formats.convert_points(uv, names, "openpose25"),
+                           formats.convert_points(depth[..., None], names, "openpose25")[..., 0], cam.image_size)
         # One second with a random half of the keypoints hidden.
         occ = slice(T // 2 - 15, T // 2 + 15)
         hidden = rng.choice(noisy.shape[1], size=noisy.shape[1] // 2, replace=False)
@@ -78,7 +78,7 @@ def main() -> None:
         k2 = Keypoints2D(noisy[:, None], "openpose25", 30, cam.image_size)
         imu, _, M_true = synthesize_imu(true_fit, SPARSE6["anny"], seed=int(rng.integers(1 << 30)), model=model)
         target = lift(k2, cam)
-        true17 = formats.convert(kp_c, names, "coco17")
+        true17 = formats.convert_points(kp_c, names, "coco17")
         opts = FitOptions()
         if args.w_orientation is not None:
             opts.w_imu_orientation = args.w_orientation
@@ -90,7 +90,7 @@ def main() -> None:
             use = None if "IMU" not in name else imu if "N-pose" in name else uncalibrated
             fit = fit_body(k2, cam, target, model=model, progress=False, options=opts, imu=use)
             sec = time.perf_counter() - t0
-            pred = formats.convert(fit.keypoints3d(names, model=model), names, "coco17")
+            pred = formats.convert_points(fit.keypoints3d(names, model=model), names, "coco17")
             e_occ = joint_errors(pred[occ], true17[occ])
             e_all = joint_errors(pred, true17)
             rows[name].append([e_occ["root_relative_mpjpe_mm"], e_occ["pa_mpjpe_mm"],

@@ -176,3 +176,16 @@ def convert(points: np.ndarray, src: str | list[str], dst: str | list[str]) -> n
     conf = np.where(np.isfinite(conf), conf, 0.0)
     coords = np.where((conf > 0)[..., None], coords, 0.0)
     return np.concatenate([coords, conf[..., None]], axis=-1)
+
+
+def convert_points(points: np.ndarray, src: str | list[str], dst: str | list[str]) -> np.ndarray:
+    """Convert (..., J_src, D) coordinates that carry no confidence (2D pixels, 3D positions).
+
+    ``convert`` reads the last channel as confidence; this gives every source joint full
+    confidence first and drops the channel after, so a negative coordinate is never taken for
+    a missing joint. Joints ``dst`` needs but ``src`` cannot give come out as zeros.
+    """
+    points = np.asarray(points, dtype=np.float64)
+    full = np.concatenate([points, np.ones(points.shape[:-1] + (1,))], axis=-1)
+    return convert(full, src, dst)[..., :-1]
+

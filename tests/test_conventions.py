@@ -154,3 +154,15 @@ def test_joints3d_and_bodyfit_round_trip(tmp_path):
     np.testing.assert_allclose(back.pose, fit.pose)
     np.testing.assert_allclose(back.quality["reprojection_px"], fit.quality["reprojection_px"])
     assert back.camera.image_size == (64, 48)
+
+
+def test_convert_points_keeps_negative_coordinates():
+    # convert() reads the last channel as confidence; world positions may be negative there.
+    rng = np.random.default_rng(0)
+    xyz = rng.uniform(-1, 1, (5, 33, 3))
+    coco = formats.convert_points(xyz, "blazepose33", "coco17")
+    bp = formats.names("blazepose33")
+    assert np.allclose(coco[:, formats.names("coco17").index("left_knee")], xyz[:, bp.index("left_knee")])
+    h36 = formats.convert_points(coco, "coco17", "h36m17")
+    hips = [formats.names("coco17").index(n) for n in ("left_hip", "right_hip")]
+    assert np.allclose(h36[:, formats.names("h36m17").index("pelvis")], coco[:, hips].mean(1))

@@ -135,12 +135,12 @@ def test_real_motion_clip_fits_without_jitter(anny, shared_data):
     kp_w = out.keypoints.double().numpy()
     rng = np.random.default_rng(0)
     cam = LD.sample_camera(rng, kp_w)
-    uv = formats.convert(cam.project(kp_w), names, "openpose25")
+    uv = formats.convert_points(cam.project(kp_w), names, "openpose25")
     uv = uv + rng.normal(0, 2.0, uv.shape)
     k2 = Keypoints2D(np.concatenate([uv, np.ones(uv.shape[:-1] + (1,))], -1)[:, None], "openpose25", 30,
                      cam.image_size)
     fit = fit_body(k2, cam, lift(k2, cam), model=anny, progress=False)
-    err = joint_errors(formats.convert(fit.keypoints3d(names), names, "coco17"),
-                       formats.convert(cam.world_to_camera(kp_w), names, "coco17"))
+    err = joint_errors(formats.convert_points(fit.keypoints3d(names), names, "coco17"),
+                       formats.convert_points(cam.world_to_camera(kp_w), names, "coco17"))
     assert err["pa_mpjpe_mm"] < 45, err
     assert err["accel_mm"] < 9, err

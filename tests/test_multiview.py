@@ -34,7 +34,7 @@ def test_outputs_reread(scene, run):
     # Triangulated joints against the rendered truth (calibration world).
     j = Joints3D.load(out / "joints3d.npz")
     assert j.frame == "world" and j.data.shape[:2] == (T, 1)
-    tri = formats.convert(j.data[:, 0], j.format, "coco17")
+    tri = formats.convert_points(j.data[:, 0], j.format, "coco17")
     err = joint_errors(tri, scene.keypoints3d)
     assert err["mpjpe_mm"] < 60, err
     # The fit lives in the floor's world; the cameras written beside it take it back to the

@@ -235,7 +235,9 @@ def synthesize_imu(fit, segments: list[str] | None = None, person: int = 0, seed
     T, N = fit.num_frames, len(idx)
     G = segment_rotations(fit.pose[:, person], model.parents, idx)  # (T, N, 3, 3)
     pos = fit.joints(person, model)[:, idx]  # (T, N, 3) sensor points
-    M = roma.random_rotmat(N, dtype=torch.float64).numpy()
+    from scipy.spatial.transform import Rotation
+
+    M = Rotation.random(N, random_state=rng).as_matrix()  # seeded: the same streams every run
     drift = np.cumsum(rng.standard_normal(T)) * np.radians(heading_drift_deg_per_min) / 60 / np.sqrt(fit.fps)
     drift += np.radians(heading_drift_deg_per_min) / 60 / fit.fps * np.arange(T)
     heading = rng.uniform(-np.pi, np.pi) + drift

@@ -54,6 +54,8 @@ def test_outputs_reread(scene, run):
     assert abs(feet.min()) < 0.15 and (kp_new[:, names.index("nose"), 1] > 1.2).all()
     for fmt in ("bvh", "fbx", "glb"):
         assert (out / f"animation.{fmt}").stat().st_size > 1000
+    # Each video's detections were kept as soon as it was done (a rerun resumes from them).
+    assert sorted(p.name for p in (out / "detections").iterdir()) == ["cam1.npz", "cam2.npz", "cam3.npz"]
     bvhio = pytest.importorskip("bvhio")
     assert len(bvhio.readAsHierarchy(str(out / "animation.bvh")).layout()) == 104
 

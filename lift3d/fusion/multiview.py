@@ -50,18 +50,24 @@ def match_videos(videos: list[Path], cameras: dict[str, Camera]) -> list[str]:
     return list(cameras)
 
 
-def _view_keypoints(path: Path, cam: Camera, name: str, fps: float, progress: bool) -> Keypoints2D:
+def _view_keypoints(path: Path, cam: Camera, name: str, fps: float, progress: bool,
+                    cache: Path) -> Keypoints2D:
     """One camera's 2D keypoints: read from a lift3d keypoints .npz or an OpenPose JSON folder
-    (imported, possibly multi-person), else detected in the video / image folder."""
+    (imported, possibly multi-person), else detected in the video / image folder. Detections
+    are kept in ``cache`` as soon as a video is done, and reused while newer than the video,
+    so an interrupted run resumes after the cameras it finished."""
     from lift3d.keypoints import detect_keypoints, open_frames, read_openpose
 
     if path.suffix.lower() == ".npz":
         kp = Keypoints2D.load(path)
     elif path.is_dir() and any(path.glob("*.json")):
         kp = read_openpose(path, fps=fps, image_size=cam.image_size)
+    elif cache.is_file() and path.exists() and cache.stat().st_mtime >= path.stat().st_mtime:
+        kp = Keypoints2D.load(cache)
     else:
         with open_frames(path) as frames:
             kp = detect_keypoints(frames, progress=progress).keypoints
+        kp.save(cache)
     if kp.image_size != cam.image_size:
         raise Lift3DError(f"camera {name} is calibrated for {cam.image_size[0]}x{cam.image_size[1]} images "
                           f"but {path} is {kp.image_size[0]}x{kp.image_size[1]}")
@@ -127,7 +133,9 @@ def reconstruct_multiview(videos: list[str | Path], calibration: str | Path | di
                           progress: bool = True) -> MultiviewResult:
     """Reconstruct one animated body from several calibrated, roughly simultaneous videos.
 
-    Writes into ``out_dir``: ``keypoints_<camera>.npz`` (per camera, after synchronisation),
+    Writes into ``out_dir``: ``detections/<camera>.npz`` (each video's detections, as soon as
+    it is done; reused by a rerun), ``keypoints_<camera>.npz`` (per camera, after
+    synchronisation and association),
     ``joints3d.npz`` (triangulated joints, calibration world), ``fit.npz`` (BodyFit in
     the floor's world), ``cameras.json`` (the cameras in that world) and ``animation.*``.
 
@@ -158,7 +166,8 @@ def reconstruct_multiview(videos: list[str | Path], calibration: str | Path | di
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
-    kps = [_view_keypoints(v, c, n, fps, progress) for v, n, c in zip(videos, names, cam_list)]
+    kps = [_view_keypoints(v, c, n, fps, progress, out / "detections" / f"{n}.npz")
+           for v, n, c in zip(videos, names, cam_list)]
     if len({k.format for k in kps}) > 1:
         kps = [Keypoints2D(formats.convert(k.data, k.format, "coco17"), "coco17", k.fps, k.image_size)
                for k in kps]

@@ -46,6 +46,7 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--w-orientation", type=float, default=None, help="FitOptions.w_imu_orientation (default: its default)")
     ap.add_argument("--w-acceleration", type=float, default=None, help="FitOptions.w_imu_acceleration")
+    ap.add_argument("--w-prior", type=float, default=None, help="FitOptions.w_prior (mocap GMM pose prior) for every fit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(6)
@@ -84,6 +85,8 @@ def main() -> None:
             opts.w_imu_orientation = args.w_orientation
         if args.w_acceleration is not None:
             opts.w_imu_acceleration = args.w_acceleration
+        if args.w_prior is not None:
+            opts.w_prior = args.w_prior
         uncalibrated = dataclasses.replace(imu, calibration=None)
         for name in rows:
             t0 = time.perf_counter()

@@ -34,6 +34,8 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--target", default="mediapipe", choices=["mediapipe", "lifter"],
                    help="3D target for the fit: MediaPipe's world landmarks (default) or lift3d's lifting network")
     p.add_argument("--device", default="cpu", help="torch device for fitting (cpu, cuda)")
+    p.add_argument("--imu", type=Path, help="body-worn IMUs of the person (npz or CSV, see lift3d/fusion/imu.py), "
+                                            "recorded from the video's first frame")
     p.add_argument("--export", default="bvh,fbx,glb",
                    help="animation files to write, comma-separated from bvh, fbx, glb, gltf ('' for none; default bvh,fbx,glb)")
     _add_naming_arg(p)
@@ -56,7 +58,8 @@ def _run(args: argparse.Namespace) -> int:
     res = reconstruct(args.input, args.output, camera=camera, fov_deg=args.fov, model=args.model,
                       model_kwargs=kwargs, fit_options=opts, mesh_stride=args.mesh_stride,
                       preview=not args.no_preview, progress=not args.quiet, device=args.device,
-                      target=args.target, exports=_export_list(args.export), naming=args.naming)
+                      target=args.target, exports=_export_list(args.export), naming=args.naming,
+                      imu=args.imu)
     _summary(res)
     return 0
 

@@ -49,6 +49,7 @@ def reconstruct(
     target: str = "mediapipe",
     exports: tuple[str, ...] = ("bvh", "fbx", "glb"),
     naming: str = "model",
+    imu=None,
 ) -> Reconstruction:
     """Reconstruct animated 3D bodies from an image, a video or a folder of frames.
 
@@ -76,6 +77,8 @@ def reconstruct(
             "lifter" (the shipped temporal lifting network).
         exports: animation formats to write ("bvh", "fbx", "glb", "gltf"); () for none.
         naming: bone names in the animation files: "model", "mixamo", "unity" or "ue".
+        imu: body-worn IMUs of the first person (``lift3d.fusion.imu.IMUData`` or a path to its
+            npz/CSV file), starting with the video; resampled to the video's frames.
     Raises:
         Lift3DError (or its LoadError) with a one-line message on bad input.
     """
@@ -111,8 +114,16 @@ def reconstruct(
         joints3d = det.world
     else:
         raise Lift3DError(f"unknown 3D target {target!r}; use 'lifter' or 'mediapipe'")
+    if imu is not None:
+        from lift3d.fusion.imu import IMUData
+
+        imu = imu if isinstance(imu, IMUData) else IMUData.load(imu)
+        if (imu.num_frames - 1) / imu.fps < (kp.num_frames - 1) / kp.fps - 1e-6:
+            raise Lift3DError(f"the IMU recording ({(imu.num_frames - 1) / imu.fps:.2f} s) is shorter than "
+                              f"the video ({(kp.num_frames - 1) / kp.fps:.2f} s)")
+        imu = imu.resampled(kp.fps, kp.num_frames)
     fit = fit_body(kp, cam, joints3d, model=body, model_kwargs=model_kwargs, options=fit_options,
-                   device=device, progress=progress, world="auto")
+                   device=device, progress=progress, world="auto", imu=imu)
     files["fit"] = out / "fit.npz"
     fit.save(files["fit"])
 

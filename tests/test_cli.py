@@ -101,6 +101,47 @@ def test_run_with_the_lifting_network_as_target(demo_run, tmp_path):
     assert fit.num_frames == 60 and np.nanmean(fit.quality["reprojection_px"]) < 15
 
 
+def test_demo_multiview_part(demo_run):
+    out, stdout = demo_run
+    m = re.search(r"triangulated vs true coco17 joints .*: MPJPE (\d+) mm .*fitted body: MPJPE (\d+) mm", stdout)
+    assert m, stdout
+    assert int(m.group(1)) < 80 and int(m.group(2)) < 80, stdout
+    assert (out / "multiview" / "animation.fbx").is_file()
+
+
+def test_run_with_imus(demo_run, tmp_path):
+    """`lift3d run --imu`: six IMUs synthesised from the demo's true motion, saved as an npz at
+    60 Hz; the fit's left forearm (waving; its twist is invisible to the camera) follows them."""
+    import body_models
+    import torch
+
+    from lift3d.demo import demo_motion
+    from lift3d.fusion.imu import SPARSE6, segment_rotations, synthesize_imu
+
+    out, _ = demo_run
+    model = body_models.load("anny")
+    pose = demo_motion(model, 120, 60.0).double().numpy()
+    truth = BodyFit("anny", pose[:, None], np.array([[0.2, 0.0, 0.1, 0.0, 0.3, 0.0]]),
+                    np.tile([0.0, 0.1, 3.6], (120, 1, 1)), 60.0, frame="camera")
+    imu, _, _ = synthesize_imu(truth, SPARSE6["anny"], model=model)
+    imu.save(tmp_path / "imu.npz")
+    proc = _cli("run", out / "inputs" / "demo_clip.mp4", "-o", tmp_path / "o", "--imu", tmp_path / "imu.npz",
+                "--iters", "40", "--no-preview", "--mesh-stride", "0", "--export", "", "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fit = BodyFit.load(tmp_path / "o" / "fit.npz")
+    forearm = [model.joint_names.index("lowerarm02.L")]
+    R = fit.camera.R if fit.frame == "world" else np.eye(3)
+    got = R @ segment_rotations(fit.pose[:, 0], model.parents, forearm)[:, 0]
+    want = segment_rotations(pose[::2], model.parents, forearm)[:, 0]
+    cos = (np.trace(got @ want.transpose(0, 2, 1), axis1=-2, axis2=-1) - 1) / 2
+    assert np.degrees(np.arccos(np.clip(cos, -1, 1))).mean() < 15  # the video alone: ~40 degrees
+    # An IMU file shorter than the video: one clear line.
+    imu.resampled(60.0, 30).save(tmp_path / "short.npz")
+    proc = _cli("run", out / "inputs" / "demo_clip.mp4", "-o", tmp_path / "o2", "--imu", tmp_path / "short.npz",
+                "--no-preview", "-q")
+    assert proc.returncode == 1 and "shorter than the video" in proc.stderr
+
+
 def _one_error_line(proc):
     assert proc.returncode == 1, (proc.returncode, proc.stderr[-1500:])
     lines = [ln for ln in proc.stderr.splitlines() if ln.startswith("lift3d: error:")]

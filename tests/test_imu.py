@@ -151,3 +151,34 @@ def test_fit_with_imus_recovers_a_hidden_arm(anny):
 
     print(f"hidden forearm orientation error: video only {err(plain):.1f} deg, with IMUs {err(fused):.1f} deg")
     assert err(fused) < 12.0 and err(fused) < 0.5 * err(plain)
+
+
+def test_imus_alone_with_priors(anny):
+    """No camera: the six sensors set their segments, the mocap priors the rest."""
+    from lift3d import formats
+    from lift3d.fusion.imu_fit import IMUFitOptions, fit_imu_only
+    from lift3d.io_utils import Lift3DError
+    from lift3d.metrics import joint_errors
+
+    motion = smooth_motion(anny, 40, seed=5, amplitude=0.35)
+    pose = np.tile(np.eye(3), (40, 1, anny.num_joints, 1, 1))
+    pose[:, :, anny.body_joints] = motion.pose[:, :, anny.body_joints]  # fingers/toes at rest
+    truth = lift3d.BodyFit("anny", pose, np.zeros((1, 6)), np.zeros((40, 1, 3)), 30.0, frame="world")
+    imu, Q, _ = synthesize_imu(truth, model=anny, seed=1, heading_drift_deg_per_min=0.0)
+    fit = fit_imu_only(imu, anny, IMUFitOptions(iters=80), progress=False)
+    idx = [anny.joint_names.index(s) for s in SPARSE6["anny"]]
+    # The fit's world is the IMU world turned Y up (Y_UP_TO_Z_UP^T): back to the truth's by Q^T.
+    from lift3d.fusion.imu import Y_UP_TO_Z_UP
+
+    got = Q[0].T @ Y_UP_TO_Z_UP @ segment_rotations(fit.pose[:, 0], anny.parents, idx)
+    assert angle_deg(got, segment_rotations(pose[:, 0], anny.parents, idx)).mean() < 3.0
+    names = anny.keypoint_names
+    true17 = formats.convert_points(truth.keypoints3d(names, model=anny), names, "coco17")
+    pred17 = formats.convert_points(fit.keypoints3d(names, model=anny), names, "coco17")
+    rest = lift3d.BodyFit("anny", np.tile(np.eye(3), (40, 1, anny.num_joints, 1, 1)), np.zeros((1, 6)),
+                          np.zeros((40, 1, 3)), 30.0, frame="world")
+    rest17 = formats.convert_points(rest.keypoints3d(names, model=anny), names, "coco17")
+    assert joint_errors(pred17, true17)["pa_mpjpe_mm"] < 0.6 * joint_errors(rest17, true17)["pa_mpjpe_mm"]
+    assert abs(fit.vertices(model=anny)[:, :, 1].min(1)).max() < 1e-4  # standing on y = 0
+    with pytest.raises(Lift3DError, match="calibration"):
+        fit_imu_only(IMUData(imu.segments, imu.orientation, None, 30.0), anny, progress=False)

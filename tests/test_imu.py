@@ -9,11 +9,11 @@ from lift3d.fitting import losses
 from lift3d.fusion.imu import (GRAVITY, SPARSE6, IMUData, align_imus, segment_rotations,
                                synthesize_imu)
 from lift3d.io_utils import LoadError
+from lift3d.rotations import rotation_angle
 
 
 def angle_deg(A: np.ndarray, B: np.ndarray) -> np.ndarray:
-    c = (np.trace(A @ np.swapaxes(B, -1, -2), axis1=-2, axis2=-1) - 1) / 2
-    return np.degrees(np.arccos(np.clip(c, -1, 1)))
+    return np.degrees(rotation_angle(A, B))
 
 
 def smooth_motion(model, T: int, seed: int = 1, amplitude: float = 0.6) -> lift3d.BodyFit:

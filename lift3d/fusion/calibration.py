@@ -37,6 +37,7 @@ from lift3d.fusion import calib_io
 from lift3d.fusion.triangulate import triangulate_dlt
 from lift3d.io_utils import Lift3DError
 from lift3d.types import Camera, Keypoints2D
+from lift3d.rotations import nearest_rotation, rotation_angle
 
 __all__ = [
     "Checkerboard", "CharucoBoard", "BoardDetections", "detect_board", "calibrate_camera", "calibrate",
@@ -359,30 +360,17 @@ def _board_pose(obj: np.ndarray, uv: np.ndarray, cam: Camera) -> tuple[np.ndarra
     return cv2.Rodrigues(rvec)[0], tvec.ravel(), rms
 
 
-def _rotation_angle(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:
-    """Angle in radians between rotations (..., 3, 3)."""
-    c = (np.trace(np.swapaxes(Ra, -1, -2) @ Rb, axis1=-2, axis2=-1) - 1) / 2
-    return np.arccos(np.clip(c, -1.0, 1.0))
-
-
-def _project_rotation(M: np.ndarray) -> np.ndarray:
-    """The rotation nearest to a 3x3 matrix (chordal mean of averaged rotations)."""
-    U, _, Vt = np.linalg.svd(M)
-    D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
-    return U @ D @ Vt
-
-
 def _robust_mean_pose(Rs: np.ndarray, ts: np.ndarray, max_deg: float = 5.0) -> tuple[np.ndarray, np.ndarray, int]:
     """Consensus of relative poses (n, 3, 3), (n, 3): the candidate agreeing with most others
     (IPPE's occasional flipped solutions disagree with everyone), averaged with its agreeing set.
     Returns (R, t, number of agreeing candidates)."""
-    ang = np.degrees(_rotation_angle(Rs[:, None], Rs[None, :]))
+    ang = np.degrees(rotation_angle(Rs[:, None], Rs[None, :]))
     scale = max(float(np.median(np.linalg.norm(ts, axis=-1))), 1e-6)
     dist = np.linalg.norm(ts[:, None] - ts[None, :], axis=-1)
     agree = (ang < max_deg) & (dist < 0.1 * scale)
     best = int(np.argmax(agree.sum(1) - 1e-9 * ang.sum(1)))
     inl = agree[best]
-    return _project_rotation(Rs[inl].sum(0)), np.median(ts[inl], axis=0), int(inl.sum())
+    return nearest_rotation(Rs[inl].sum(0)), np.median(ts[inl], axis=0), int(inl.sum())
 
 
 def transform_world(cameras: Mapping[str, Camera], R: np.ndarray, t: np.ndarray | None = None) -> dict[str, Camera]:

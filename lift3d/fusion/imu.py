@@ -37,6 +37,7 @@ import roma
 import torch
 
 from lift3d.io_utils import Lift3DError, LoadError, atomic_path, load_npz
+from lift3d.rotations import nearest_rotation, rotation_angle
 
 GRAVITY = 9.81
 # The six sensors of sparse-IMU capture (DIP, TransPose, PIP): forearms near the wrists, shins
@@ -151,12 +152,11 @@ def _resample(imu: IMUData, t_src: np.ndarray, t_dst: np.ndarray, fps: float) ->
     N = len(imu.segments)
     t_dst = np.clip(t_dst, t_src[0], t_src[-1])
     R = np.empty((len(t_dst), N, 3, 3))
-    valid = np.empty((len(t_dst), N), bool)
     for i in range(N):
         R[:, i] = Slerp(t_src, Rotation.from_matrix(imu.orientation[:, i]))(t_dst).as_matrix()
-        # A resampled value is valid when both neighbours were.
-        k = np.clip(np.searchsorted(t_src, t_dst), 1, len(t_src) - 1)
-        valid[:, i] = imu.valid[k - 1, i] & imu.valid[k, i]
+    # A resampled value is valid when both neighbours were.
+    k = np.clip(np.searchsorted(t_src, t_dst), 1, len(t_src) - 1)
+    valid = imu.valid[k - 1] & imu.valid[k]
     acc = None
     if imu.acceleration is not None:
         acc = np.stack([np.stack([np.interp(t_dst, t_src, imu.acceleration[:, i, c]) for c in range(3)], -1)
@@ -262,11 +262,6 @@ def _yaw(angle: np.ndarray) -> np.ndarray:
     return np.stack([np.stack([c, -s, z], -1), np.stack([s, c, z], -1), np.stack([z, z, o], -1)], -2)
 
 
-def _project_rotation(A: np.ndarray) -> np.ndarray:
-    """(..., 3, 3) nearest rotation (SVD)."""
-    return roma.special_procrustes(torch.as_tensor(A)).numpy()
-
-
 @dataclass
 class IMUAlignment:
     """How an IMU system sits relative to a fit: ``orientation[t, i] = Q[t] @ G_i(t) @ M[i]``.
@@ -332,12 +327,12 @@ def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None
     b = roma.rotmat_to_rotvec(torch.as_tensor(B)).numpy().reshape(-1, 3)
     wt = (w * w[ref][None]).reshape(-1)
     H = np.einsum("k,ki,kj->ij", wt, a, b)
-    Q0 = _project_rotation(H)
+    Q0 = nearest_rotation(H)
     Q = np.repeat(Q0[None], T, 0)
     for _ in range(iters):
         # 2. Mountings: M_i = mean over t of G^T Q^T R, weighted.
         X = G.transpose(0, 1, 3, 2) @ Q.transpose(0, 2, 1)[:, None] @ R  # (T, N): M seen at t
-        M = _project_rotation(np.einsum("tn,tnij->nij", w, X))
+        M = nearest_rotation(np.einsum("tn,tnij->nij", w, X))
         Q = _drift(R, G, M, Q, w, drift_seconds_per_term, imu.fps)
     return IMUAlignment(Q, M, _residual(R, G, M, Q, w))
 
@@ -347,10 +342,10 @@ def _robust_average(Y: np.ndarray, w: np.ndarray, scale_deg: float = 20.0, iters
     fit's body sometimes faces the wrong way for a few frames, and those samples must not
     tilt the average."""
     Y, w = Y.reshape(-1, 3, 3), w.reshape(-1)
-    Q = _project_rotation(np.einsum("k,kij->ij", w, Y))
+    Q = nearest_rotation(np.einsum("k,kij->ij", w, Y))
     for _ in range(iters):
-        ang = np.degrees(np.arccos(np.clip((np.trace(Y @ Q.T, axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
-        Q = _project_rotation(np.einsum("k,kij->ij", w / (1 + (ang / scale_deg) ** 2), Y))
+        ang = np.degrees(rotation_angle(Y, Q))
+        Q = nearest_rotation(np.einsum("k,kij->ij", w / (1 + (ang / scale_deg) ** 2), Y))
     return Q
 
 
@@ -379,6 +374,5 @@ def _drift(R, G, M, Q, w, seconds_per_term: float, fps: float) -> np.ndarray:
 
 def _residual(R, G, M, Q, w) -> np.ndarray:
     """(N,) weighted mean angle (degrees) between the IMU orientations and the aligned fit's."""
-    err = R @ M[None].transpose(0, 1, 3, 2) @ G.transpose(0, 1, 3, 2) @ Q.transpose(0, 2, 1)[:, None]
-    ang = np.degrees(np.arccos(np.clip((np.trace(err, axis1=-2, axis2=-1) - 1) / 2, -1, 1)))
+    ang = np.degrees(rotation_angle(R, Q[:, None] @ G @ M[None]))
     return (ang * w).sum(0) / np.maximum(w.sum(0), 1e-9)

@@ -221,23 +221,43 @@ def fit_body(
     return fit
 
 
-def to_world(fit: BodyFit, plane: ground.GroundPlane, model: body_models.BodyModel) -> BodyFit:
-    """Re-express a camera-frame fit in the world of ``plane`` (Y up, floor y = 0, origin
-    under the first person's first-frame root); the camera gets the matching extrinsics."""
-    dt = model.dtype
+def _rest_roots(fit: BodyFit, model: body_models.BodyModel) -> np.ndarray:
+    """(P, 3) each person's root joint in the rest pose: the point global orientations turn about."""
     roots = []
     with torch.no_grad():
         for p in range(fit.num_people):
-            out = model(model.rest_pose(1), torch.as_tensor(fit.shape[p][None], dtype=dt), vertices=False)
+            out = model(model.rest_pose(1), torch.as_tensor(fit.shape[p][None], dtype=model.dtype), vertices=False)
             roots.append(out.joints[0, 0].double().cpu().numpy())
-    root = np.stack(roots)  # (P, 3): the point global orientations turn about
-    A, o = ground.world_from_camera(plane, root[0] + fit.transl[0, 0])
+    return np.stack(roots)
+
+
+def world_axes(fit: BodyFit, plane: ground.GroundPlane, model: body_models.BodyModel
+               ) -> tuple[np.ndarray, np.ndarray]:
+    """(A, o) with x_world = A (x - o): the world of ``plane`` (Y up, floor y = 0, origin under the
+    first person's first-frame root) from the fit's current frame."""
+    return ground.world_from_camera(plane, _rest_roots(fit, model)[0] + fit.transl[0, 0])
+
+
+def moved_camera(camera: Camera, A: np.ndarray, o: np.ndarray) -> Camera:
+    """``camera`` (extrinsics from the old frame) with extrinsics from the new frame x' = A (x - o)."""
+    return Camera(K=camera.K, dist=camera.dist, R=camera.R @ A.T, t=camera.R @ o + camera.t,
+                  image_size=camera.image_size)
+
+
+def to_world(fit: BodyFit, plane: ground.GroundPlane, model: body_models.BodyModel) -> BodyFit:
+    """Re-express a fit (camera frame, or any world such as a calibration's) in the world of
+    ``plane`` (``world_axes``); the camera gets the matching extrinsics."""
+    A, o = world_axes(fit, plane, model)
+    root = _rest_roots(fit, model)
     pose = fit.pose.copy()
     pose[:, :, 0] = A @ fit.pose[:, :, 0]
-    # x_w = A (x_c - o); a body point is (x - root) G^T + root + transl in the camera frame.
+    # x_w = A (x - o); a body point is (x - root) G^T + root + transl in the old frame.
     transl = (root + fit.transl - o) @ A.T - root
     cam = fit.camera
-    cam = Camera(K=cam.K, dist=cam.dist, R=A.T, t=o, image_size=cam.image_size) if cam else None
+    if cam is not None:
+        # A camera-frame fit's frame is its camera's own: identity extrinsics from it.
+        old = cam if fit.frame == "world" else Camera(K=cam.K, dist=cam.dist, image_size=cam.image_size)
+        cam = moved_camera(old, A, o)
     return BodyFit(fit.model_name, pose, fit.shape, transl, fit.fps, "world", cam, fit.quality,
                    fit.model_kwargs)
 

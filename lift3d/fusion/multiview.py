@@ -98,32 +98,21 @@ def fit_to_joints(joints: Joints3D, person: int = 0, model: str = "anny", progre
 
 def floor_world(fit: BodyFit, cameras: dict[str, Camera]) -> tuple[BodyFit, dict[str, Camera]]:
     """Re-express a world fit (any calibration world) in the floor's world: Y up along the
-    floor normal found from the feet, floor at y = 0, origin under the first frame's root.
-    The cameras' extrinsics are changed to match (x_cam = R' x_new + t')."""
+    floor normal found from the feet, floor at y = 0, origin under the first frame's root
+    (``fitting.to_world``). The cameras' extrinsics are changed to match."""
     import torch
 
     from lift3d.fitting import ground
-    from lift3d.fitting.fit import HIPS
+    from lift3d.fitting.fit import _find_floor, moved_camera, to_world, world_axes
 
     model = fit.body_model()
     names = model.keypoint_names
-    kp = fit.keypoints3d(names, model=model)
     feet = [names.index(n) for n in ground.FOOT_POINTS if n in names]
-    mid = lambda a, b: 0.5 * (kp[:, names.index(a)] + kp[:, names.index(b)])  # noqa: E731
-    up = ground.body_up(mid("left_shoulder", "right_shoulder"), mid(*HIPS))
-    with torch.no_grad():
-        rest = model(model.rest_pose(1), torch.as_tensor(fit.shape[:1], dtype=model.dtype))
-    lift = (rest.keypoints[0, feet, 1] - rest.vertices[0, :, 1].min()).double().numpy()
-    plane, _ = ground.estimate_ground(kp[:, feet] - lift[:, None] * up, up, fit.fps)
-    root = rest.joints[0, 0].double().numpy()
-    A, o = ground.world_from_camera(plane, root + fit.transl[0, 0])
-    pose = fit.pose.copy()
-    pose[:, :, 0] = A @ fit.pose[:, :, 0]
-    transl = (root + fit.transl - o) @ A.T - root
-    new = BodyFit(fit.model_name, pose, fit.shape, transl, fit.fps, "world", None, fit.quality, fit.model_kwargs)
-    cams = {n: Camera(K=c.K, dist=c.dist, R=c.R @ A.T, t=c.R @ o + c.t, image_size=c.image_size)
-            for n, c in cameras.items()}
-    return new, cams
+    as_t = lambda x: torch.as_tensor(x, dtype=model.dtype)  # noqa: E731
+    plane, _, _ = _find_floor(model, as_t(fit.shape[:1]), as_t(fit.pose[:, 0]), as_t(fit.transl[:, 0]),
+                              names, feet, fit.fps)
+    A, o = world_axes(fit, plane, model)
+    return to_world(fit, plane, model), {n: moved_camera(c, A, o) for n, c in cameras.items()}
 
 
 def reconstruct_multiview(videos: list[str | Path], calibration: str | Path | dict[str, Camera],

@@ -95,6 +95,13 @@ class DemoClip:
     fps: float
 
 
+def _background(size: tuple[int, int]) -> np.ndarray:
+    """(H, W, 3) uint8: a warm grey vertical ramp, the demo's backdrop."""
+    w, h = size
+    ramp = np.linspace(90, 200, h)[:, None, None] * np.ones((1, w, 3))
+    return (ramp * np.array([1.0, 0.97, 0.9])).astype(np.uint8)
+
+
 def make_demo_clip(path: str | Path, seconds: float = 2.0, fps: float = 30.0,
                    size: tuple[int, int] = (640, 480), progress: bool = True) -> DemoClip:
     """Render the demo motion of the default Anny body to an mp4 and return its ground truth."""
@@ -112,9 +119,7 @@ def make_demo_clip(path: str | Path, seconds: float = 2.0, fps: float = 30.0,
     with torch.no_grad():
         kp3d = model.keypoints(model(pose, shape, transl, vertices=False), "coco17")[..., :3].numpy().astype(np.float64)
     colours = face_colours(model)
-    w, h = size
-    ramp = np.linspace(90, 200, h)[:, None, None] * np.ones((1, w, 3))
-    background = (ramp * np.array([1.0, 0.97, 0.9])).astype(np.uint8)
+    background = _background(size)
     faces = model.faces.cpu().numpy()
     batch = 32  # meshes are posed a batch at a time so a long clip needs little memory
     with VideoWriter(path, fps=fps, size=size) as writer:
@@ -173,8 +178,7 @@ def make_multiview_clip(folder: str | Path, num_cameras: int = 3, seconds: float
         base = Camera.from_fov(size[0], size[1], 55.0)
         cams[f"cam{i + 1}"] = Camera(K=base.K, image_size=size, R=R, t=t)
     colours = face_colours(model)
-    w, h = size
-    background = (np.linspace(90, 200, h)[:, None, None] * np.ones((1, w, 3)) * np.array([1.0, 0.97, 0.9])).astype(np.uint8)
+    background = _background(size)
     faces = model.faces.cpu().numpy()
     videos = []
     for name, cam in tqdm(cams.items(), desc="rendering views", disable=not progress, leave=False):

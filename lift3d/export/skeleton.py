@@ -191,7 +191,9 @@ class Rig:
         """(T', V, 3) the mesh posed by linear blend skinning (what an importer shows)."""
         if self.bind_vertices is None:
             raise ValueError("this rig has no mesh")
-        M = self.world_transforms()[frames if frames is not None else slice(None)] @ self.inverse_bind
+        sub = self if frames is None else replace(self, rotations=self.rotations[frames],
+                                                  root_positions=self.root_positions[frames])
+        M = sub.world_transforms() @ self.inverse_bind
         vb = np.concatenate([self.bind_vertices, np.ones((len(self.bind_vertices), 1))], axis=1)
         per = np.einsum("tvkxy,vy->tvkx", M[:, self.skin_joints], vb)[..., :3]  # (T, V, K, 3)
         return np.einsum("tvkx,vk->tvx", per, self.skin_weights)
@@ -259,5 +261,4 @@ def rig_from_fit(fit, person: int = 0, naming: str = "model", mesh: bool = True,
         rig.skin_joints, rig.skin_weights = _top_weights(weights.double().cpu().numpy(),
                                                         max_influences)
         rig.inverse_bind = inverse_bind.double().cpu().numpy()
-    return rig.renamed(naming) if naming != "model" else replace(
-        rig, names=bone_names(rig.names, "model"))
+    return rig.renamed(naming)  # "model" keeps the names, made file-safe

@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -24,12 +23,11 @@ import body_models
 from lift3d import formats
 from lift3d.fitting import fit_body, ground
 from lift3d.fitting.fit import FitOptions
-from lift3d.fitting.retarget import retarget
-from lift3d.lifting import data as LD
 from lift3d.lifting.lift import lift
-from lift3d.lifting.train import HELD_OUT, load_sequences
+from lift3d.lifting.train import HELD_OUT
 from lift3d.metrics import joint_errors
 from lift3d.types import Keypoints2D
+from mocap_clips import detector_view, retargeted_windows
 
 LONG = dict(iters_global=40, iters_full=200, iters_ground=60)  # the schedule before the warm start
 VARIANTS = {
@@ -55,30 +53,19 @@ def main() -> None:
     rng = np.random.default_rng(4)
     model = body_models.load("anny")
     names = model.keypoint_names
-    seqs = [s for s in load_sequences(Path(args.data), subjects={HELD_OUT}, progress=False)
-            if s["name"].startswith("asfamc") and len(s["inp"]) >= args.frames]
-    seqs = [seqs[i] for i in rng.choice(len(seqs), size=min(args.clips, len(seqs)), replace=False)]
     sums: dict[str, dict[str, float]] = {v: {} for v in VARIANTS}
-    frames = 0
-    for seq in seqs:
-        start = rng.integers(0, len(seq["inp"]) - args.frames + 1)
-        sl = slice(start, start + args.frames)
-        both = np.concatenate([seq["inp"][sl], seq["out"][sl]], 1)
-        shape = rng.uniform(-0.3, 0.3, model.num_shape)
-        truth = retarget(both, formats.names("coco17") + formats.names("h36m17"), model, shape=shape,
-                         progress=False)
+    frames = clips = 0
+    for take, start, truth, shape in retargeted_windows(args.data, args.clips, args.frames, rng, model):
+        clips += 1
         dt = model.dtype
         with torch.no_grad():
             out = model(torch.as_tensor(truth["pose"], dtype=dt), torch.as_tensor(shape[None], dtype=dt),
                         torch.as_tensor(truth["transl"], dtype=dt))
         verts_w, kp_w, root_w = (out.vertices.double().numpy(), out.keypoints.double().numpy(),
                                  out.joints[:, 0].double().numpy())
-        cam = LD.sample_camera(rng, kp_w)
+        cam, noisy = detector_view(rng, kp_w, names)
         to_cam = cam.world_to_camera
         verts_c, kp_c, root_c = to_cam(verts_w), to_cam(kp_w), to_cam(root_w)
-        uv, depth = LD.project(kp_w, cam)
-        noisy = LD.corrupt(rng, formats.convert_points(uv, names, "openpose25"), formats.convert_points(depth[..., None], names,
-                           "openpose25")[..., 0], cam.image_size)
         k2 = Keypoints2D(noisy[:, None], "openpose25", 30, cam.image_size)
         soles = [names.index(n) for n in SOLES]
         contact = ground.detect_contacts(kp_w[:, soles], np.array([0.0, 1.0, 0.0]), 30.0)
@@ -100,10 +87,10 @@ def main() -> None:
                    "slide_mm": slide, "truth_slide_mm": true_step, "seconds": sec}
             for k, val in row.items():
                 sums[name][k] = sums[name].get(k, 0.0) + val * args.frames
-            print(f"{seq['name']} [{start}:{start + args.frames}] {name}: " +
+            print(f"{take} [{start}:{start + args.frames}] {name}: " +
                   ", ".join(f"{k} {val:.1f}" for k, val in row.items()), flush=True)
         frames += args.frames
-    print(f"\n{len(seqs)} clips x {args.frames} frames of held-out subject {HELD_OUT}, {args.threads} threads\n")
+    print(f"\n{clips} clips x {args.frames} frames of held-out subject {HELD_OUT}, {args.threads} threads\n")
     print("| variant | vertex error (mm) | PA-MPJPE (mm) | accel error (mm/frame^2) | foot sliding (mm/frame) "
           "| fitted frames/s |")
     print("|---|---:|---:|---:|---:|---:|")

@@ -14,14 +14,14 @@ their own vision-only pass (``align_imus``) and refine with them: once with the 
 an N-pose calibration recording (``IMUData.calibration``, as Xsens and DIP-IMU capture it), once
 with the mountings estimated from the video as well.
 Reported: root-relative MPJPE and PA-MPJPE of coco17 joints (mm) over the occluded second and
-over the whole clip, and the alignment's mounting error (degrees).
+over the whole clip; and, for the six IMUs alone (``fusion.imu_fit.fit_imu_only``: no camera,
+the mocap pose priors fill the unsensed joints), PA-MPJPE (its heading is the IMU world's).
 """
 from __future__ import annotations
 
 import argparse
 import dataclasses
 import time
-from pathlib import Path
 
 import numpy as np
 import torch
@@ -29,13 +29,13 @@ import torch
 import body_models
 from lift3d import formats
 from lift3d.fitting import FitOptions, fit_body
-from lift3d.fitting.retarget import retarget
 from lift3d.fusion.imu import SPARSE6, synthesize_imu
-from lift3d.lifting import data as LD
+from lift3d.fusion.imu_fit import fit_imu_only
 from lift3d.lifting.lift import lift
-from lift3d.lifting.train import HELD_OUT, load_sequences
+from lift3d.lifting.train import HELD_OUT
 from lift3d.metrics import joint_errors
 from lift3d.types import BodyFit, Keypoints2D
+from mocap_clips import detector_view, retargeted_windows
 
 
 def main() -> None:
@@ -52,26 +52,18 @@ def main() -> None:
     rng = np.random.default_rng(6)
     model = body_models.load("anny")
     names = model.keypoint_names
-    seqs = [s for s in load_sequences(Path(args.data), subjects={HELD_OUT}, progress=False)
-            if s["name"].startswith("asfamc") and len(s["inp"]) >= args.frames]
-    seqs = [seqs[i] for i in rng.choice(len(seqs), size=min(args.clips, len(seqs)), replace=False)]
     rows = {"camera": [], "camera + 6 IMUs (N-pose calibration)": [],
             "camera + 6 IMUs (mountings from the video)": []}
-    for seq in seqs:
-        start = rng.integers(0, len(seq["inp"]) - args.frames + 1)
-        both = np.concatenate([seq["inp"][start:start + args.frames], seq["out"][start:start + args.frames]], 1)
-        shape = rng.uniform(-0.3, 0.3, model.num_shape)
-        truth = retarget(both, formats.names("coco17") + formats.names("h36m17"), model, shape=shape,
-                         progress=False)
+    imu_only = []
+    clips = 0
+    for take, start, truth, shape in retargeted_windows(args.data, args.clips, args.frames, rng, model):
+        clips += 1
         T = len(truth["pose"])
         true_fit = BodyFit("anny", truth["pose"][:, None], shape[None], truth["transl"][:, None], 30.0,
                            frame="world")
         kp_w = true_fit.keypoints3d(names, model=model)
-        cam = LD.sample_camera(rng, kp_w)
+        cam, noisy = detector_view(rng, kp_w, names)
         kp_c = cam.world_to_camera(kp_w)
-        uv, depth = LD.project(kp_w, cam)
-        noisy = LD.corrupt(rng, formats.convert_points(uv, names, "openpose25"),
-                           formats.convert_points(depth[..., None], names, "openpose25")[..., 0], cam.image_size)
         # One second with a random half of the keypoints hidden.
         occ = slice(T // 2 - 15, T // 2 + 15)
         hidden = rng.choice(noisy.shape[1], size=noisy.shape[1] // 2, replace=False)
@@ -98,16 +90,27 @@ def main() -> None:
             e_all = joint_errors(pred, true17)
             rows[name].append([e_occ["root_relative_mpjpe_mm"], e_occ["pa_mpjpe_mm"],
                                e_all["root_relative_mpjpe_mm"], e_all["pa_mpjpe_mm"], sec / T * 1000])
-        print(f"{seq['name']} [{start}:{start + T}]: " + ", ".join(
+        # No camera at all: the six IMUs with the mocap priors (its frame has the IMU world's
+        # heading, so only the Procrustes-aligned error compares).
+        t0 = time.perf_counter()
+        alone = fit_imu_only(imu, model, progress=False)
+        sec = time.perf_counter() - t0
+        pred = formats.convert_points(alone.keypoints3d(names, model=model), names, "coco17")
+        world17 = formats.convert_points(kp_w, names, "coco17")
+        imu_only.append([joint_errors(pred[occ], world17[occ])["pa_mpjpe_mm"],
+                         joint_errors(pred, world17)["pa_mpjpe_mm"], sec / T * 1000])
+        print(f"{take} [{start}:{start + T}]: " + ", ".join(
             f"{k.split(' (')[-1].rstrip(')')} {rows[k][-1][0]:.0f}/{rows[k][-1][2]:.0f} mm" for k in rows), flush=True)
 
-    print(f"\n{len(seqs)} clips x {args.frames} frames, CMU subject {HELD_OUT}; occluded second = "
+    print(f"\n{clips} clips x {args.frames} frames, CMU subject {HELD_OUT}; occluded second = "
           "half the keypoints hidden for 30 frames\n")
     print("| input | MPJPE occluded (mm) | PA-MPJPE occluded | MPJPE all frames | PA-MPJPE all | ms/frame |")
     print("|---|---|---|---|---|---|")
     means = {k: np.mean(v, axis=0) for k, v in rows.items()}
     for k, m in means.items():
         print(f"| {k} | {m[0]:.1f} | {m[1]:.1f} | {m[2]:.1f} | {m[3]:.1f} | {m[4]:.0f} |")
+    m = np.mean(imu_only, axis=0)
+    print(f"| 6 IMUs alone (N-pose calibration, mocap priors; no camera) | — | {m[0]:.1f} | — | {m[1]:.1f} | {m[2]:.0f} |")
     cam_only = means["camera"]
     for k, fused in list(means.items())[1:]:
         print(f"\n{k}: the occluded second's MPJPE {100 * (1 - fused[0] / cam_only[0]):.0f}% lower "

@@ -1,0 +1,44 @@
+"""Shared by benchmarks/fit_eval.py and benchmarks/imu_eval.py: windows of real CMU motion
+(held-out subject 02) retargeted onto Anny with random shapes (the truth), and a random
+camera's detector-like view of them. Both draw from the caller's generator in a fixed order, so
+a seeded benchmark stays deterministic."""
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Iterator
+
+import numpy as np
+
+from lift3d import formats
+from lift3d.fitting.retarget import retarget
+from lift3d.lifting import data as LD
+from lift3d.lifting.train import HELD_OUT, load_sequences
+from lift3d.types import Camera
+
+
+def retargeted_windows(data: str | Path, clips: int, frames: int, rng: np.random.Generator,
+                       model) -> Iterator[tuple[str, int, dict, np.ndarray]]:
+    """Yield (take name, first frame, ``retarget`` result, (S,) shape) for ``clips`` random
+    windows of ``frames`` frames of held-out takes (ASF/AMC), each on a random body shape."""
+    seqs = [s for s in load_sequences(Path(data), subjects={HELD_OUT}, progress=False)
+            if s["name"].startswith("asfamc") and len(s["inp"]) >= frames]
+    seqs = [seqs[i] for i in rng.choice(len(seqs), size=min(clips, len(seqs)), replace=False)]
+    for seq in seqs:
+        start = int(rng.integers(0, len(seq["inp"]) - frames + 1))
+        sl = slice(start, start + frames)
+        both = np.concatenate([seq["inp"][sl], seq["out"][sl]], 1)
+        shape = rng.uniform(-0.3, 0.3, model.num_shape)
+        truth = retarget(both, formats.names("coco17") + formats.names("h36m17"), model, shape=shape,
+                         progress=False)
+        yield seq["name"], start, truth, shape
+
+
+def detector_view(rng: np.random.Generator, keypoints_world: np.ndarray, names: list[str]
+                  ) -> tuple[Camera, np.ndarray]:
+    """A random camera on the (T, K, 3) world keypoints (the model's ``names``) and its
+    detector-like (T, 25, 3) openpose25 keypoints (``lifting.data.corrupt``)."""
+    cam = LD.sample_camera(rng, keypoints_world)
+    uv, depth = LD.project(keypoints_world, cam)
+    noisy = LD.corrupt(rng, formats.convert_points(uv, names, "openpose25"),
+                       formats.convert_points(depth[..., None], names, "openpose25")[..., 0], cam.image_size)
+    return cam, noisy

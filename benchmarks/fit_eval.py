@@ -10,6 +10,7 @@ then ``fit_body`` runs in several variants, side by side on the same input. Erro
 frame: mean per-vertex error after subtracting each frame's root joint, PA-MPJPE on coco17,
 acceleration error, and foot sliding (mean per-frame displacement of heels and toes over the
 frames in which the truth has them in contact, from ``ground.detect_contacts`` on the truth).
+The silhouette variant also gets person masks: the true mesh rendered at a quarter resolution.
 """
 from __future__ import annotations
 
@@ -21,7 +22,7 @@ import torch
 
 import body_models
 from lift3d import formats
-from lift3d.fitting import fit_body, ground
+from lift3d.fitting import fit_body, ground, render
 from lift3d.fitting.fit import FitOptions
 from lift3d.lifting.lift import lift
 from lift3d.lifting.train import HELD_OUT
@@ -38,8 +39,21 @@ VARIANTS = {
     "no joint-angle limits, 40 + 200 + 60": FitOptions(w_limits=0.0, **LONG),
     "no warm start, 40 + 200 + 60": FitOptions(warm_start=False, **LONG),
     "no warm start, 20 + 100 + 30": FitOptions(warm_start=False),
+    "default + silhouettes (40 Adam steps, true masks)": FitOptions(iters_silhouette=40),
 }
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
+
+
+def true_masks(model, verts_cam: np.ndarray, cam, scale: float = 0.25) -> np.ndarray:
+    """(T, H/4, W/4) person masks: the true mesh rendered (hard) through the camera at a
+    quarter of its resolution, as a segmentation network's mask would be given."""
+    K, size = render.scale_intrinsics(torch.as_tensor(cam.K), cam.image_size, scale)
+    out = []
+    with torch.no_grad():
+        for a in range(0, len(verts_cam), 16):
+            _, m = render.render_depth(torch.as_tensor(verts_cam[a:a + 16]), model.faces, K, size)
+            out.append(m.numpy())
+    return np.concatenate(out).astype(np.float32)
 
 
 def main() -> None:
@@ -70,9 +84,11 @@ def main() -> None:
         soles = [names.index(n) for n in SOLES]
         contact = ground.detect_contacts(kp_w[:, soles], np.array([0.0, 1.0, 0.0]), 30.0)
         target = lift(k2, cam)
+        masks = true_masks(model, verts_c, cam)
         for name, opts in VARIANTS.items():
             t0 = time.perf_counter()
-            fit = fit_body(k2, cam, target, model=model, options=opts, progress=False)
+            fit = fit_body(k2, cam, target, model=model, options=opts, progress=False,
+                           masks=masks if opts.iters_silhouette > 0 else None)
             sec = time.perf_counter() - t0
             v = fit.vertices(model=model)
             j = fit.joints(model=model)

@@ -144,3 +144,34 @@ def test_real_motion_clip_fits_without_jitter(anny, shared_data):
                        formats.convert_points(cam.world_to_camera(kp_w), names, "coco17"))
     assert err["pa_mpjpe_mm"] < 45, err
     assert err["accel_mm"] < 9, err
+
+
+def test_occluded_frames_lean_on_their_well_seen_neighbours(anny):
+    """Half the keypoints hidden for a few frames and the 3D target there a wrong guess (as a
+    lifter's is when half its input is missing): the fit bridges those frames from the frames
+    around them instead of following the guess."""
+    k2, j3, cam, truth = _synthetic(anny, T=20, seed=3)
+    occ = slice(8, 13)
+    data, rel, conf = k2.data.copy(), j3.data.copy(), j3.confidence.copy()
+    data[occ, 0, ::2, 2] = 0.0  # every other coco17 keypoint unseen
+    rel[occ] = _synthetic(anny, T=20, seed=4)[1].data[occ]  # another body's pose
+    conf[occ, 0, ::2] = 0.25  # what ``lift`` gives a guessed joint
+    k2 = Keypoints2D(data, "coco17", 30, (640, 480))
+    j3 = Joints3D(rel, "coco17", 30, "camera", conf)
+    err = {}
+    for name, opts in {"bridged": FitOptions(),
+                       "plain": FitOptions(target_trust_power=0.0, bridge_below=0.0)}.items():
+        fit = fit_body(k2, cam, j3, progress=False, options=opts)
+        err[name] = joint_errors(fit.keypoints3d("coco17")[occ], truth[occ])["root_relative_mpjpe_mm"]
+    assert err["bridged"] < 0.7 * err["plain"], err
+    assert err["bridged"] < 40, err
+
+
+def test_frame_visibility_is_relative_to_the_clip():
+    from lift3d.fitting.fit import frame_visibility
+
+    obs = np.ones((10, 6, 3))
+    obs[:, 5, 2] = 0.0  # a keypoint the detector never gives does not count
+    obs[3, :2, 2] = 0.0  # 3 of 5 seen
+    obs[7, :, 2] = 0.0  # nobody
+    np.testing.assert_allclose(frame_visibility(obs), [1, 1, 1, 0.6, 1, 1, 1, 0, 1, 1])

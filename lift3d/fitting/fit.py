@@ -434,13 +434,8 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     # L-BFGS may evaluate the objective up to 1.25x max_iter times (its max_eval default).
     bar = tqdm(total=sum(int(1.25 * s[1]) for s in stages), desc=f"fitting person {p}", unit="eval",
                disable=not progress, leave=False)
-    plane, contact = None, None
-    for k, (params, iters, only_torso) in enumerate(stages):
-        if with_ground and k == len(stages) - 1:  # the feet and floor stage starts from the full fit
-            plane, contact, lift = _find_floor(model, shape, full_pose(), transl, names, feet, keypoints.fps,
-                                               observed if opts.contacts_from_2d else None, cam.focal)
-            floor.update(feet=feet, contact=torch.as_tensor(contact, device=device),
-                         normal=as_t(plane.normal), offset=as_t(plane.offset), lift=as_t(lift))
+
+    def lbfgs(params: list, iters: int, only_torso: bool) -> None:
         # L-BFGS: the objective is smooth and the parameters few per frame, so a quasi-Newton
         # step converges in far fewer evaluations than Adam (see docs/BENCHMARKS.md).
         optim = torch.optim.LBFGS(params, lr=1.0, max_iter=iters, history_size=20,
@@ -455,6 +450,15 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
             return loss
 
         optim.step(closure)
+
+    plane, contact = None, None
+    for k, (params, iters, only_torso) in enumerate(stages):
+        if with_ground and k == len(stages) - 1:  # the feet and floor stage starts from the full fit
+            plane, contact, lift = _find_floor(model, shape, full_pose(), transl, names, feet, keypoints.fps,
+                                               observed if opts.contacts_from_2d else None, cam.focal)
+            floor.update(feet=feet, contact=torch.as_tensor(contact, device=device),
+                         normal=as_t(plane.normal), offset=as_t(plane.offset), lift=as_t(lift))
+        lbfgs(params, iters, only_torso)
     sil_iou = None
     if masks is not None:
         sil = _Silhouettes(model, masks, cam, opts, device)
@@ -471,6 +475,9 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
                 loss.backward()
                 optim.step()
                 bar.set_postfix(loss=f"{loss.item():.5f}")
+            # Each Adam step moved only its key frames' poses: a few L-BFGS steps of the
+            # smooth objective, with the body shape the silhouettes gave held, take out the jitter.
+            lbfgs([root6, transl, body6], opts.iters_ground or 30, False)
         with torch.no_grad():
             sil_iou = sil.iou(lambda sl: model(full_pose()[sl], shape, transl[sl]).vertices)
     bar.close()

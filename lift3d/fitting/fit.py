@@ -432,7 +432,11 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     if with_ground:
         stages.append(([root6, transl, body6], opts.iters_ground, False))
     # L-BFGS may evaluate the objective up to 1.25x max_iter times (its max_eval default).
-    bar = tqdm(total=sum(int(1.25 * s[1]) for s in stages), desc=f"fitting person {p}", unit="eval",
+    # After silhouettes, L-BFGS steps of the smooth objective (as many as the feet stage's) take
+    # out the jitter of the key-frame Adam steps.
+    resmooth = (opts.iters_ground or 30) if masks is not None and opts.iters_silhouette > 0 else 0
+    total = sum(int(1.25 * s[1]) for s in stages) + int(1.25 * resmooth)
+    bar = tqdm(total=total, desc=f"fitting person {p}", unit="eval",
                disable=not progress, leave=False)
 
     def lbfgs(params: list, iters: int, only_torso: bool) -> None:
@@ -475,9 +479,8 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
                 loss.backward()
                 optim.step()
                 bar.set_postfix(loss=f"{loss.item():.5f}")
-            # Each Adam step moved only its key frames' poses: a few L-BFGS steps of the
-            # smooth objective, with the body shape the silhouettes gave held, take out the jitter.
-            lbfgs([root6, transl, body6], opts.iters_ground or 30, False)
+            # Each Adam step moved only its key frames' poses; the shape the silhouettes gave is held.
+            lbfgs([root6, transl, body6], resmooth, False)
         with torch.no_grad():
             sil_iou = sil.iou(lambda sl: model(full_pose()[sl], shape, transl[sl]).vertices)
     bar.close()

@@ -13,7 +13,7 @@ from tqdm.auto import tqdm
 from lift3d import formats
 from lift3d.export import export_fit
 from lift3d.fitting import FitOptions, fit_body
-from lift3d.io_utils import Lift3DError, atomic_path
+from lift3d.io_utils import Lift3DError
 from lift3d.types import BodyFit, Camera, Joints3D, Keypoints2D
 
 
@@ -87,6 +87,10 @@ def reconstruct(
 
     # Build the body model first: missing SMPL files should fail before minutes of detection.
     body = body_models.load(model, device=device, **(model_kwargs or {}))
+    if imu is not None:  # likewise an unreadable IMU file
+        from lift3d.fusion.imu import IMUData
+
+        imu = imu if isinstance(imu, IMUData) else IMUData.load(imu)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -115,9 +119,6 @@ def reconstruct(
     else:
         raise Lift3DError(f"unknown 3D target {target!r}; use 'lifter' or 'mediapipe'")
     if imu is not None:
-        from lift3d.fusion.imu import IMUData
-
-        imu = imu if isinstance(imu, IMUData) else IMUData.load(imu)
         if (imu.num_frames - 1) / imu.fps < (kp.num_frames - 1) / kp.fps - 1e-6:
             raise Lift3DError(f"the IMU recording ({(imu.num_frames - 1) / imu.fps:.2f} s) is shorter than "
                               f"the video ({(kp.num_frames - 1) / kp.fps:.2f} s)")

@@ -31,13 +31,16 @@ from lift3d.types import Keypoints2D
 from mocap_clips import detector_view, retargeted_windows
 
 LONG = dict(iters_global=40, iters_full=200, iters_ground=60)  # the schedule before the warm start
+# The defaults before the learned foot contacts: contacts from the fitted feet's motion, the
+# floor term at 100 and the smoothness at 10.
+MOTION = dict(contacts="motion", w_ground=100.0, w_smooth=10.0)
 VARIANTS = {
-    "default (warm start, 20 + 100 + 30 iterations)": FitOptions(),
+    "default (learned contacts, warm start, 20 + 100 + 30 iterations)": FitOptions(),
+    "contacts from the fitted feet's motion, w_ground 100, w_smooth 10 (previous default)": FitOptions(**MOTION),
+    "learned contacts, w_smooth 10": FitOptions(w_smooth=10.0),
     "warm start, 40 + 200 + 60 iterations": FitOptions(**LONG),
     "+ mocap GMM prior (w_prior 5e-4, w_limits 1), 40 + 200 + 60": FitOptions(w_prior=5e-4, w_limits=1.0, **LONG),
     "no feet/floor stage, 40 + 200": FitOptions(**{**LONG, "iters_ground": 0}),
-    "no joint-angle limits, 40 + 200 + 60": FitOptions(w_limits=0.0, **LONG),
-    "no warm start, 40 + 200 + 60": FitOptions(warm_start=False, **LONG),
     "no warm start, 20 + 100 + 30": FitOptions(warm_start=False),
     "default + silhouettes (40 Adam steps, true masks)": FitOptions(iters_silhouette=40),
 }

@@ -13,6 +13,13 @@ from lift3d.metrics import joint_errors
 from lift3d.types import Camera, Joints3D, Keypoints2D
 
 
+# ``_synthetic`` bodies float in a random pose whose feet drift slowly with the wobble: the
+# contact network (trained on real motion) reads such feet as planted and the feet stage holds
+# them, which is right for people on a floor and wrong here. Tests of the fitter's core on them
+# take contacts from the fitted feet's motion; tests/test_contact.py covers the learned ones.
+NO_FLOOR = dict(contacts="motion")
+
+
 def _synthetic(anny, T=12, noise_px=0.0, seed=0):
     """A smooth random pose sequence of a random body, its coco17 2D projections and 3D joints."""
     g = torch.Generator().manual_seed(seed)
@@ -37,7 +44,7 @@ def _synthetic(anny, T=12, noise_px=0.0, seed=0):
 
 def test_recovers_known_pose_noise_free(anny):
     k2, j3, cam, truth = _synthetic(anny)
-    fit = fit_body(k2, cam, j3, progress=False)
+    fit = fit_body(k2, cam, j3, progress=False, options=FitOptions(**NO_FLOOR))
     err = joint_errors(fit.keypoints3d("coco17"), truth)
     assert err["root_relative_mpjpe_mm"] < 15, err
     assert err["mpjpe_mm"] < 60, err  # absolute depth is the hard part of a monocular fit
@@ -114,25 +121,16 @@ def test_masks_give_a_per_frame_silhouette_iou_and_an_optional_stage(anny):
         assert np.nanmin(iou) > 0.85, iou
 
 
-def test_real_motion_clip_fits_without_jitter(anny, shared_data):
+def test_real_motion_clip_fits_without_jitter(anny, held_out_clip):
     """30 frames of real CMU motion (held-out subject 02) retargeted onto Anny, seen by a
     camera, noisy 2D with the lifter's 3D target: the fit follows it without jitter.
-    Measured 2026-11-24: PA-MPJPE 25.9 mm, acceleration error 4.5 mm/frame^2 (bounds 45 / 9)."""
-    from lift3d.fitting.retarget import retarget
+    Measured 2026-11-24: PA-MPJPE 25.9 mm, acceleration error 4.5 mm/frame^2; 2026-12-01 (learned
+    contacts, w_smooth 30): 24.5 / 3.1 (bounds 45 / 9)."""
     from lift3d.lifting import data as LD
     from lift3d.lifting.lift import lift
-    from lift3d.lifting.train import load_sequences
 
-    seq = next(s for s in load_sequences(shared_data / "cmu-mocap", subjects={"02"}, progress=False)
-               if s["name"] == "asfamc/02_01")
-    both = np.concatenate([seq["inp"][30:60], seq["out"][30:60]], 1)
     names = anny.keypoint_names
-    shape = np.array([0.2, -0.1, 0.1, 0.0, 0.1, 0.0])
-    truth = retarget(both, formats.names("coco17") + formats.names("h36m17"), anny, shape=shape, progress=False)
-    with torch.no_grad():
-        out = anny(torch.as_tensor(truth["pose"], dtype=torch.float32), torch.as_tensor(shape[None], dtype=torch.float32),
-                   torch.as_tensor(truth["transl"], dtype=torch.float32), vertices=False)
-    kp_w = out.keypoints.double().numpy()
+    kp_w = held_out_clip("asfamc/02_01", slice(30, 60), [0.2, -0.1, 0.1, 0.0, 0.1, 0.0])
     rng = np.random.default_rng(0)
     cam = LD.sample_camera(rng, kp_w)
     uv = formats.convert_points(cam.project(kp_w), names, "openpose25")
@@ -159,8 +157,8 @@ def test_occluded_frames_lean_on_their_well_seen_neighbours(anny):
     k2 = Keypoints2D(data, "coco17", 30, (640, 480))
     j3 = Joints3D(rel, "coco17", 30, "camera", conf)
     err = {}
-    for name, opts in {"bridged": FitOptions(),
-                       "plain": FitOptions(target_trust_power=0.0, bridge_below=0.0)}.items():
+    for name, opts in {"bridged": FitOptions(**NO_FLOOR),
+                       "plain": FitOptions(target_trust_power=0.0, bridge_below=0.0, **NO_FLOOR)}.items():
         fit = fit_body(k2, cam, j3, progress=False, options=opts)
         err[name] = joint_errors(fit.keypoints3d("coco17")[occ], truth[occ])["root_relative_mpjpe_mm"]
     assert err["bridged"] < 0.7 * err["plain"], err

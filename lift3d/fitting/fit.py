@@ -46,15 +46,24 @@ class FitOptions:
     # the fit off the keypoints (astronaut: 4.6 -> 10 px); see docs/BENCHMARKS.md.
     w_prior: float = 0.0
     w_limits: float = 0.01      # per rad^2 outside the joint-angle limits learned from mocap
-    w_smooth: float = 10.0      # per (m/frame^2)^2
+    # Smoothness set on benchmarks/fit_eval.py with the learned contacts: 30 against 10 lowers
+    # acceleration error by a third and foot sliding by a tenth for ~1 mm of PA-MPJPE.
+    w_smooth: float = 30.0      # per (m/frame^2)^2
     w_slide: float = 100.0      # per (m/frame)^2 of a foot point in contact: 1 cm/frame costs 0.01
-    w_ground: float = 100.0     # per m^2 of contact height / floor penetration
+    # Learned contacts hold more frames than the motion rule found; at 100 their floor term
+    # bent the legs towards a floor tilted with the monocular fit (vertex error +2 mm).
+    w_ground: float = 10.0      # per m^2 of contact height / floor penetration
     sigma_px: float = 0.0       # robust scale; 0 = 4% of the image diagonal
     # Iterations set on benchmarks/fit_eval.py: with the warm start, 20 + 100 + 30 fit as well as
     # 40 + 200 + 60 at 1.7x the speed.
     iters_global: int = 20
     iters_full: int = 100
     iters_ground: int = 30      # feet and floor stage (0 = skip it; it needs >= 10 frames)
+    # Foot contacts of the feet/floor stage: "learned" = the foot-contact network on the 2D
+    # keypoints (lift3d.lifting.contact); "motion" = slow and low fitted feet (their speed from
+    # the detections' image motion when ``contacts_from_2d``), which misses most contacts when
+    # the fitted feet jitter in depth (benchmarks/fit_eval.py).
+    contacts: str = "learned"
     contacts_from_2d: bool = True  # foot speed from the detections' image motion (static camera)
     warm_start: bool = True     # start the body pose from the 3D target by retargeting (fitting.retarget)
     # Frames where the detector sees fewer keypoints than usual (occlusion) are poor evidence:
@@ -458,8 +467,10 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     plane, contact = None, None
     for k, (params, iters, only_torso) in enumerate(stages):
         if with_ground and k == len(stages) - 1:  # the feet and floor stage starts from the full fit
+            planted = _planted_feet(keypoints, p, cam, names, feet) if opts.contacts == "learned" else None
             plane, contact, lift = _find_floor(model, shape, full_pose(), transl, names, feet, keypoints.fps,
-                                               observed if opts.contacts_from_2d else None, cam.focal)
+                                               observed if opts.contacts_from_2d else None, cam.focal,
+                                               planted=planted)
             floor.update(feet=feet, contact=torch.as_tensor(contact, device=device),
                          normal=as_t(plane.normal), offset=as_t(plane.offset), lift=as_t(lift))
         lbfgs(params, iters, only_torso)
@@ -601,12 +612,29 @@ class _Silhouettes:
         return out
 
 
+def _planted_feet(keypoints: Keypoints2D, p: int, cam: Camera, names: list[str], feet: list[int]
+                  ) -> np.ndarray | None:
+    """(T, F) probability that the foot of each foot point in ``feet`` is planted (the contact
+    network on the 2D keypoints), or None when it cannot say (a foot point of neither side,
+    or fewer frames than 3)."""
+    from lift3d.lifting.contact import SIDES, contact_probabilities
+    from lift3d.lifting.data import INPUT_FORMAT
+
+    side = [next((i for i, s in enumerate(SIDES) if names[f].startswith(s + "_")), None) for f in feet]
+    if None in side or keypoints.num_frames < 3:
+        return None
+    kp = formats.convert(keypoints.data[:, p], keypoints.format, INPUT_FORMAT)
+    return contact_probabilities(kp, cam)[:, side]
+
+
 def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor, names: list[str],
-                feet: list[int], fps: float, observed: np.ndarray | None = None, focal: float = 1.0
-                ) -> tuple[ground.GroundPlane, np.ndarray, np.ndarray]:
+                feet: list[int], fps: float, observed: np.ndarray | None = None, focal: float = 1.0,
+                planted: np.ndarray | None = None) -> tuple[ground.GroundPlane, np.ndarray, np.ndarray]:
     """Floor plane, (T, F) contacts and (F,) heights of the foot points above the sole, from the
     current camera-frame fit; with ``observed`` (T, K, 3) detections, foot speeds come from
-    their image motion where they are confident."""
+    their image motion where they are confident. With ``planted`` (T, F) probabilities, those
+    are the contacts: soft weights for the sliding and floor terms (a foot the network is unsure
+    of is held a little), and the plane goes through the points more likely planted than not."""
     with torch.no_grad():
         kp = model(pose, shape, transl, vertices=False).keypoints.double().cpu().numpy()
         rest = model(model.rest_pose(1), shape.detach())
@@ -617,5 +645,8 @@ def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Te
     mid = lambda a, b: 0.5 * (kp[:, names.index(a)] + kp[:, names.index(b)])  # noqa: E731
     up = ground.body_up(mid("left_shoulder", "right_shoulder"), mid("left_hip", "right_hip"))
     speed = None if observed is None else ground.image_speed(observed[:, feet], kp[:, feet, 2], focal, fps)
-    plane, contact = ground.estimate_ground(kp[:, feet] - lift[:, None] * up, up, fps, speed=speed)
+    plane, contact = ground.estimate_ground(kp[:, feet] - lift[:, None] * up, up, fps, speed=speed,
+                                            contact=None if planted is None else planted > 0.5)
+    if planted is not None:
+        contact = planted
     return plane, contact, lift

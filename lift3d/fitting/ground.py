@@ -119,7 +119,8 @@ def fit_plane(points: np.ndarray, up_prior: np.ndarray, prior_m: float = 0.05) -
 
 
 def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float, rounds: int = 2,
-                    speed: np.ndarray | None = None) -> tuple[GroundPlane, np.ndarray]:
+                    speed: np.ndarray | None = None, contact: np.ndarray | None = None
+                    ) -> tuple[GroundPlane, np.ndarray]:
     """Contacts and floor, alternated: contacts under the current up, plane through them.
 
     Robust to a few wrong contacts by dropping points more than 3 cm (or 2.5 robust sigmas)
@@ -128,13 +129,17 @@ def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float, rounds: 
     Args:
         feet: (T, F, 3) foot points, camera frame; up_prior: (3,) unit; fps: frame rate.
         speed: optional (T, F) speeds for ``detect_contacts``.
+        contact: optional (T, F) bool contacts known otherwise (e.g. from
+            ``lift3d.lifting.contact``): the plane goes through them and they are returned as
+            they are.
     Returns:
         (GroundPlane, (T, F) bool contacts).
     """
     up = up_prior
     plane = None
+    known = contact
     for _ in range(rounds):
-        contact = detect_contacts(feet, up, fps, speed=speed)
+        contact = detect_contacts(feet, up, fps, speed=speed) if known is None else known
         pts = feet[contact]
         if len(pts) < 3:  # nobody stands still: the lowest points of each frame are the floor
             pts = feet[np.arange(len(feet)), np.argmin(feet @ up, axis=1)]
@@ -144,7 +149,7 @@ def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float, rounds: 
         if keep.sum() >= 3:
             plane = fit_plane(pts[keep], up_prior)
         up = plane.normal
-    return plane, detect_contacts(feet, up, fps, speed=speed)
+    return plane, detect_contacts(feet, up, fps, speed=speed) if known is None else known
 
 
 def world_from_camera(plane: GroundPlane, origin_above: np.ndarray) -> tuple[np.ndarray, np.ndarray]:

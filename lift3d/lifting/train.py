@@ -73,12 +73,15 @@ class WindowSampler:
     """Random training windows from mocap sequences, seen through random cameras.
 
     All sequences are concatenated once so that a batch of windows is gathered, projected,
-    corrupted and normalised with array operations (no per-window Python loop).
+    corrupted and normalised with array operations (no per-window Python loop). Per-frame
+    labels (``labels``: (T, 2) left/right values per sequence, e.g. foot contacts) are
+    gathered with the same windows and swapped with the sides when a window is mirrored.
     """
 
-    def __init__(self, seqs: list[dict]) -> None:
+    def __init__(self, seqs: list[dict], labels: list[np.ndarray] | None = None) -> None:
         self.inp = np.concatenate([s["inp"] for s in seqs]).astype(np.float64)
         self.out = np.concatenate([s["out"] for s in seqs]).astype(np.float64)
+        self.labels = None if labels is None else np.concatenate(labels).astype(np.float32)
         lengths = np.array([len(s["inp"]) for s in seqs])
         self.starts = np.concatenate([[0], np.cumsum(lengths)[:-1]])
         self.lengths = lengths
@@ -89,13 +92,28 @@ class WindowSampler:
         """n random windows of ``length`` frames: (n, L, 17, 3) normalised 2D inputs and
         (n, L, 17, 3) root-relative 3D targets in the virtual camera's axes (``canonicalize``;
         the real camera's with ``virtual=False``). Each window gets its own random camera."""
+        X, Y, _ = self._draw(rng, n, length, noise, mirror, virtual)
+        return X, Y
+
+    def sample_labels(self, rng: np.random.Generator, n: int, length: int, noise: float = 1.0,
+                      mirror: bool = True) -> tuple[np.ndarray, np.ndarray]:
+        """Windows as ``sample`` draws them, as (n, L, 17, 3) normalised image coordinates (x/z,
+        y/z; see ``Camera.normalized``) + confidence, with their (n, L, 2) labels."""
+        if self.labels is None:
+            raise ValueError("this sampler was built without labels")
+        _, _, (idx, m, xyc) = self._draw(rng, n, length, noise, mirror, True)
+        lab = self.labels[idx]
+        lab[m] = lab[m][..., ::-1]
+        return xyc.astype(np.float32), lab
+
+    def _draw(self, rng, n, length, noise, mirror, virtual):
         k = rng.choice(len(self.lengths), size=n, p=self.p)
         off = rng.integers(0, np.maximum(1, self.lengths[k] - length + 1))
         # Short clips repeat their last frame.
         idx = self.starts[k, None] + np.minimum(off[:, None] + np.arange(length), self.lengths[k, None] - 1)
         inp, out = self.inp[idx], self.out[idx]  # (n, L, 17, 3)
-        if mirror:  # a mirrored person: flip x and swap sides
-            m = rng.random(n) < 0.5
+        m = (rng.random(n) < 0.5) if mirror else np.zeros(n, dtype=bool)
+        if m.any():  # a mirrored person: flip x and swap sides
             flip = np.array([-1.0, 1.0, 1.0])
             inp[m], out[m] = inp[m][:, :, _MIRROR_IN] * flip, out[m][:, :, _MIRROR_OUT] * flip
         K, R, t, size = sample_cameras(rng, out)
@@ -106,13 +124,14 @@ class WindowSampler:
         uv = xy * f[:, None, None] + c[:, None, None]
         kp = corrupt(rng, uv, cam_in[..., 2], size, noise)
         Y = cam_out - cam_out[:, :, ROOT:ROOT + 1]
+        xyc = np.concatenate([(kp[..., :2] - c[:, None, None]) / f[:, None, None], kp[..., 2:]], -1)
+        xyc = np.where(kp[..., 2:] > 0, xyc, 0.0)
         if virtual:
-            xyc = np.concatenate([(kp[..., :2] - c[:, None, None]) / f[:, None, None], kp[..., 2:]], -1)
-            X, Rv = canonicalize(np.where(kp[..., 2:] > 0, xyc, 0.0))
+            X, Rv = canonicalize(xyc)
             Y = np.einsum("nlij,nlkj->nlki", Rv, Y)
         else:
             X = normalize_2d(kp)
-        return X.astype(np.float32), Y.astype(np.float32)
+        return X.astype(np.float32), Y.astype(np.float32), (idx, m, xyc)
 
 
 def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -132,19 +151,27 @@ def _pairs_loss(net: Lifter, X: torch.Tensor, Y: torch.Tensor, w_velocity: float
     return 0.5 * (mpjpe(p0, t0) + mpjpe(p1, t1)) + w_velocity * mpjpe(p1 - p0, t1 - t0)
 
 
-def train(args: argparse.Namespace) -> None:
+def prepare(args: argparse.Namespace) -> tuple[np.random.Generator, list[dict], list[dict]]:
+    """Seed torch and numpy, set the threads, read the training and held-out sequences."""
     torch.manual_seed(args.seed)
     torch.set_num_threads(args.threads)
-    rng = np.random.default_rng(args.seed)
-    seqs = load_sequences(Path(args.data), exclude={HELD_OUT})
-    val_seqs = load_sequences(Path(args.data), subjects={HELD_OUT})
+    root = Path(args.data)
+    return (np.random.default_rng(args.seed), load_sequences(root, exclude={HELD_OUT}),
+            load_sequences(root, subjects={HELD_OUT}))
+
+
+def train(args: argparse.Namespace) -> None:
+    rng, seqs, val_seqs = prepare(args)
     frames = sum(len(s["inp"]) for s in seqs)
     print(f"train: {len(seqs)} sequences, {frames} frames at 30 fps; held-out subject {HELD_OUT}: "
           f"{len(val_seqs)} sequences")
-    net = Lifter(channels=args.channels, kernel=args.kernel, dropout=args.dropout)
+    net = Lifter(channels=args.channels, kernel=args.kernel, dropout=0.2 if args.dropout is None else args.dropout)
     if args.init:  # continue from saved weights with a fresh learning-rate cycle
         ckpt = torch.load(args.init, map_location="cpu", weights_only=True)
-        net = Lifter(**ckpt["config"])
+        config = dict(ckpt["config"])
+        if args.dropout is not None:  # the network underfits: a continuation may lower it
+            config["dropout"] = args.dropout
+        net = Lifter(**config)
         net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
     rf = net.receptive_field
     print(f"receptive field {rf} frames, {sum(p.numel() for p in net.parameters()):,} parameters")
@@ -182,8 +209,8 @@ def train(args: argparse.Namespace) -> None:
     print(f"last held-out MPJPE {last:.1f} mm; {time.time() - start:.0f} s; weights in {args.out}")
 
 
-def save(net: Lifter, path: str | Path, info: dict) -> None:
-    """Half-precision weights (a few MB) + the config to rebuild the network, written atomically."""
+def save(net: torch.nn.Module, path: str | Path, info: dict) -> None:
+    """Half-precision weights (a few MB) + ``net.config`` to rebuild the network, written atomically."""
     state = {k: (v.half() if v.is_floating_point() else v) for k, v in net.state_dict().items()}
     with atomic_path(path) as tmp:
         torch.save({"config": net.config, "state_dict": state, "info": info}, tmp)
@@ -195,7 +222,8 @@ def main() -> None:
     ap.add_argument("--out", default=str(Path(__file__).resolve().parents[1] / "data" / "lifter.pt"))
     ap.add_argument("--channels", type=int, default=384)
     ap.add_argument("--kernel", type=int, default=3, help="3: temporal (27 frames); 1: single frame")
-    ap.add_argument("--dropout", type=float, default=0.2)
+    ap.add_argument("--dropout", type=float, default=None,
+                    help="dropout probability (default 0.2, or the --init weights' own)")
     ap.add_argument("--epochs", type=int, default=15)
     ap.add_argument("--steps", type=int, default=200, help="batches per epoch")
     ap.add_argument("--batch", type=int, default=512, help="windows per step")

@@ -9,12 +9,13 @@ floor). Scores per foot and frame: accuracy, precision, recall and F1 of "plante
 
 The rule it is compared with sees the same 2D: a foot is planted when its ankle's image speed
 (``contact.image_motion``, 3-frame median) is below 0.15 person sizes per second (about
-0.25 m/s for a 1.7 m person) and the ankle is in the lower 15% of the person's box.
+0.25 m/s for a 1.7 m person) and the ankle is in the lowest 15% of the person's height.
 """
 from __future__ import annotations
 
 import argparse
 import time
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -23,7 +24,7 @@ from scipy.ndimage import median_filter
 
 from lift3d import formats
 from lift3d.lifting import contact
-from lift3d.lifting.data import _box, corrupt, project, sample_camera
+from lift3d.lifting.data import corrupt, project, sample_camera
 from lift3d.lifting.train import FPS, HELD_OUT, load_sequences
 from lift3d.lifting.train_contact import scores
 
@@ -35,9 +36,11 @@ def speed_rule(xyc: np.ndarray, fps: float, max_speed: float = 0.15, low: float 
     v = np.linalg.norm(contact.image_motion(xyc)[:, ANKLES], axis=-1) * fps  # sizes per second
     v = median_filter(v, size=(3, 1), mode="nearest")
     ok = xyc[..., 2] > 0
-    centre, side = _box(xyc[..., :2], ok, 9)
-    bottom = centre[:, 1] + 0.5 * side
-    near_bottom = xyc[:, ANKLES, 1] > bottom[:, None] - low * side[:, None]
+    y = np.where(ok, xyc[..., 1], np.nan)
+    with np.errstate(invalid="ignore"), warnings.catch_warnings():
+        warnings.simplefilter("ignore", RuntimeWarning)  # frames without any keypoint
+        top, bottom = np.nanmin(y, axis=1), np.nanmax(y, axis=1)
+        near_bottom = xyc[:, ANKLES, 1] > (bottom - low * (bottom - top))[:, None]
     return (v < max_speed) & near_bottom & ok[:, ANKLES]
 
 

@@ -146,8 +146,8 @@ def test_lift_api_shapes_missing_people_and_streaming():
 
 def test_lifts_a_held_out_real_clip(shared_data):
     """Subject 02 (never trained on), its first BVH take through a random camera, clean 2D:
-    root-relative MPJPE 45.6 mm with the shipped weights; bound 65 mm (the benchmark reports
-    the full held-out figures)."""
+    root-relative MPJPE 45.6 mm with the round-2 weights, 30.0 mm with the shipped round-3 ones;
+    bound 50 mm (the benchmark reports the full held-out figures)."""
     from lift3d.lifting.train import HELD_OUT, load_sequences
 
     net = _weights_or_skip()
@@ -159,4 +159,4 @@ def test_lifts_a_held_out_real_clip(shared_data):
     pred = lift_root_relative(net, data.corrupt(rng, uv, depth, cam.image_size, noise=0.0), cam)
     true = data.camera_targets(seq["out"], cam)
     err = np.linalg.norm(pred - true, axis=-1).mean() * 1000
-    assert err < 65, f"held-out MPJPE {err:.1f} mm"
+    assert err < 50, f"held-out MPJPE {err:.1f} mm"

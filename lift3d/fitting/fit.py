@@ -624,7 +624,7 @@ def _planted_feet(keypoints: Keypoints2D, p: int, cam: Camera, names: list[str],
     if None in side or keypoints.num_frames < 3:
         return None
     kp = formats.convert(keypoints.data[:, p], keypoints.format, INPUT_FORMAT)
-    return contact_probabilities(kp, cam)[:, side]
+    return contact_probabilities(kp, cam, fps=keypoints.fps)[:, side]
 
 
 def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor, names: list[str],

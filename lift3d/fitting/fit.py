@@ -617,14 +617,13 @@ def _planted_feet(keypoints: Keypoints2D, p: int, cam: Camera, names: list[str],
     """(T, F) probability that the foot of each foot point in ``feet`` is planted (the contact
     network on the 2D keypoints), or None when it cannot say (a foot point of neither side,
     or fewer frames than 3)."""
-    from lift3d.lifting.contact import SIDES, contact_probabilities
-    from lift3d.lifting.data import INPUT_FORMAT
+    from lift3d.lifting.contact import SIDES, foot_contacts
 
     side = [next((i for i, s in enumerate(SIDES) if names[f].startswith(s + "_")), None) for f in feet]
     if None in side or keypoints.num_frames < 3:
         return None
-    kp = formats.convert(keypoints.data[:, p], keypoints.format, INPUT_FORMAT)
-    return contact_probabilities(kp, cam, fps=keypoints.fps)[:, side]
+    one = Keypoints2D(keypoints.data[:, p:p + 1], keypoints.format, keypoints.fps, keypoints.image_size)
+    return foot_contacts(one, cam)[:, 0][:, side]
 
 
 def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor, names: list[str],

@@ -23,7 +23,7 @@ from torch import nn
 
 from lift3d import formats
 from lift3d.io_utils import LoadError
-from lift3d.lifting.data import INPUT_FORMAT, OUTPUT_FORMAT, VIRTUAL_FOCAL, _box, canonicalize
+from lift3d.lifting.data import INPUT_FORMAT, OUTPUT_FORMAT, VIRTUAL_FOCAL, _box, at_training_rate, canonicalize
 from lift3d.lifting.model import TemporalBlock
 from lift3d.types import Camera, Keypoints2D
 
@@ -85,15 +85,11 @@ def image_motion(xyc: np.ndarray, smooth: int = 31) -> np.ndarray:
     return np.where((ok & ok_prev & ok_next)[..., None], v, 0.0)
 
 
-TRAIN_FPS = 30.0  # the frame rate of the training data
-
-
-def network_input(xyc: np.ndarray, fps: float = TRAIN_FPS) -> np.ndarray:
-    """(..., T, 17, 3) normalised image coordinates + confidence -> (..., T, 17, 5) input of
-    ``ContactNet``: the lifter's virtual-view keypoints and ``image_motion`` per 1/30 s (so
-    that a foot's speed reads the same at any frame rate)."""
+def network_input(xyc: np.ndarray) -> np.ndarray:
+    """(..., T, 17, 3) normalised image coordinates + confidence at 30 fps -> (..., T, 17, 5)
+    input of ``ContactNet``: the lifter's virtual-view keypoints and ``image_motion``."""
     xyc = np.where(xyc[..., 2:] > 0, xyc, 0.0)
-    return np.concatenate([canonicalize(xyc)[0], image_motion(xyc) * (fps / TRAIN_FPS)], -1)
+    return np.concatenate([canonicalize(xyc)[0], image_motion(xyc)], -1)
 
 
 class ContactNet(nn.Module):
@@ -151,16 +147,15 @@ def load_contact_net(path: str | Path | None = None, device: str | torch.device 
     return _CACHE[key]
 
 
-def contact_probabilities(kp: np.ndarray, camera: Camera, net: ContactNet | None = None,
-                          fps: float = TRAIN_FPS) -> np.ndarray:
-    """(..., T, 17, 3) coco17 pixels + confidence at ``fps`` -> (..., T, 2) probability that
-    each foot (left, right) is planted. Frames without any confident keypoint get probability 0.
-    The network was trained at 30 fps; its 27 frames span a shorter time at higher rates."""
+def contact_probabilities(kp: np.ndarray, camera: Camera, net: ContactNet | None = None) -> np.ndarray:
+    """(..., T, 17, 3) coco17 pixels + confidence at 30 fps (the training rate; ``foot_contacts``
+    resamples other rates) -> (..., T, 2) probability that each foot (left, right) is planted.
+    Frames without any confident keypoint get probability 0."""
     net = net or load_contact_net()
     kp = np.asarray(kp, dtype=np.float64)
     shape = kp.shape
     xyc = np.concatenate([camera.normalized(kp[..., :2]), kp[..., 2:]], -1)
-    x = network_input(xyc.reshape((-1,) + shape[-3:]), fps)
+    x = network_input(xyc.reshape((-1,) + shape[-3:]))
     dev = next(net.parameters()).device
     with torch.no_grad():
         p = torch.sigmoid(net(torch.as_tensor(x, dtype=torch.float32, device=dev))).double().cpu().numpy()
@@ -173,11 +168,13 @@ def foot_contacts(keypoints2d: Keypoints2D, camera: Camera | None = None,
     """Per-frame planted-foot probabilities of every tracked person.
 
     Args:
-        keypoints2d: (T, P, J, 3) in any format that gives coco17.
+        keypoints2d: (T, P, J, 3) in any format that gives coco17, at any frame rate (resampled
+            to the network's 30 fps and back).
         camera: the video's intrinsics (a 60-degree camera of the image size if None).
     Returns:
         (T, P, 2) probabilities, (left foot, right foot).
     """
     kp = formats.convert(keypoints2d.data, keypoints2d.format, INPUT_FORMAT)  # (T, P, 17, 3)
     cam = camera or Camera.from_fov(*keypoints2d.image_size)
-    return contact_probabilities(kp.transpose(1, 0, 2, 3), cam, net, keypoints2d.fps).transpose(1, 0, 2)
+    run = lambda k: contact_probabilities(k.transpose(1, 0, 2, 3), cam, net).transpose(1, 0, 2)  # noqa: E731
+    return at_training_rate(run, kp, keypoints2d.fps)

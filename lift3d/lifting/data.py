@@ -147,6 +147,50 @@ def corrupt(rng: np.random.Generator, uv: np.ndarray, depth: np.ndarray, image_s
     return np.concatenate([out, conf[..., None]], -1)
 
 
+TRAIN_FPS = 30.0  # the frame rate the lifting and contact networks are trained at
+
+
+def resample_frames(x: np.ndarray, fps: float, new_fps: float, frames: int | None = None) -> np.ndarray:
+    """Linear resampling of a sequence along its first axis.
+
+    Args:
+        x: (T, ...) values at ``fps``.
+        frames: output length; default: every ``1 / new_fps`` s within the input's time span.
+    Returns:
+        (frames, ...) values at times k / new_fps (the last input frame repeats beyond the end).
+    """
+    T = len(x)
+    if frames is None:
+        frames = int(np.floor((T - 1) * new_fps / fps + 1e-9)) + 1
+    t = np.arange(frames) * (fps / new_fps)
+    i0 = np.clip(np.floor(t).astype(int), 0, T - 1)
+    i1 = np.minimum(i0 + 1, T - 1)
+    w = np.clip(t - i0, 0.0, 1.0).reshape((-1,) + (1,) * (x.ndim - 1))
+    return (1 - w) * x[i0] + w * x[i1]
+
+
+def resample_keypoints(kp: np.ndarray, fps: float, new_fps: float) -> np.ndarray:
+    """(T, ..., J, 3) pixels + confidence at ``fps`` -> the same time span at ``new_fps``:
+    positions interpolated, each confidence the smaller of its two neighbours' (a joint missing
+    in either neighbour stays missing)."""
+    out = resample_frames(kp, fps, new_fps)
+    t = np.arange(len(out)) * (fps / new_fps)
+    i0 = np.clip(np.floor(t + 1e-9).astype(int), 0, len(kp) - 1)
+    i1 = np.where(t - i0 > 1e-9, np.minimum(i0 + 1, len(kp) - 1), i0)
+    out[..., 2] = np.minimum(kp[i0, ..., 2], kp[i1, ..., 2])
+    return np.where(out[..., 2:] > 0, out, 0.0)
+
+
+def at_training_rate(run, kp: np.ndarray, fps: float, tolerance: float = 0.5) -> np.ndarray:
+    """``run`` (a function of (T', ..., J, 3) keypoints at ``TRAIN_FPS`` giving (T', ...)
+    values) applied to keypoints at ``fps``: resampled there and back when the rates differ by
+    more than ``tolerance`` frames/s, so a 60 fps video gets the temporal context and the motion
+    speeds the networks learned."""
+    if abs(fps - TRAIN_FPS) <= tolerance or len(kp) < 2:
+        return run(kp)
+    return resample_frames(run(resample_keypoints(kp, fps, TRAIN_FPS)), TRAIN_FPS, fps, len(kp))
+
+
 def fill_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:
     """Linear interpolation over time of (..., T, D) values where ``valid`` (..., T) is False;
     sequences with no valid frame are left as they are."""

@@ -9,7 +9,8 @@ import torch
 
 from lift3d import formats
 from lift3d.io_utils import LoadError
-from lift3d.lifting.data import INPUT_FORMAT, OUTPUT_FORMAT, ROOT, canonical_2d, fill_gaps, normalize_2d
+from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, ROOT, at_training_rate, canonical_2d, fill_gaps,
+                                 normalize_2d)
 from lift3d.lifting.model import Lifter
 from lift3d.types import Camera, Joints3D, Keypoints2D
 
@@ -106,7 +107,8 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
     """Lift every tracked person's 2D keypoints to 3D h36m17 joints.
 
     Args:
-        keypoints2d: (T, P, J, 3) in any format that can give coco17.
+        keypoints2d: (T, P, J, 3) in any format that can give coco17, at any frame rate (the
+            network runs at its training rate of 30 fps: other rates are resampled there and back).
         camera: intrinsics of the video. With it, the joints are absolute camera-frame
             positions (root trajectory solved from the 2D); without it, root-relative
             (pelvis at the origin) in the axes of a 60-degree camera of the keypoints' image size.
@@ -119,8 +121,9 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
     """
     net = net or load_lifter(device=device)
     kp = formats.convert(keypoints2d.data, keypoints2d.format, INPUT_FORMAT)  # (T, P, 17, 3)
-    rel = lift_root_relative(net, kp.transpose(1, 0, 2, 3),
-                             camera or Camera.from_fov(*keypoints2d.image_size))  # (P, T, 17, 3)
+    cam = camera or Camera.from_fov(*keypoints2d.image_size)
+    run = lambda k: lift_root_relative(net, k.transpose(1, 0, 2, 3), cam).transpose(1, 0, 2, 3)  # noqa: E731
+    rel = at_training_rate(run, kp, keypoints2d.fps).transpose(1, 0, 2, 3)  # (P, T, 17, 3)
     P = kp.shape[1]
     seen = (kp[..., 2] > 0).any(-1).T  # (P, T)
     # A joint the detector missed is the network's guess from context: it keeps a quarter of

@@ -1,6 +1,6 @@
 """One camera vs one camera + 6 IMUs under heavy occlusion, on real motion.
 
-    python benchmarks/imu_eval.py --clips 3 --frames 150      # the table in docs/BENCHMARKS.md
+    python benchmarks/imu_eval.py --clips 5 --frames 150 --threads 1   # the table in docs/BENCHMARKS.md
 
 Each clip (CMU subject 02, held out from the lifter and the pose prior) is retargeted onto Anny
 with a random shape: that posed body is the truth. A random camera sees it as corrupted
@@ -12,10 +12,12 @@ with drift, 1 degree orientation noise and 0.2 m/s^2 accelerometer noise.
 All fits get the same keypoints and the lifter's 3D target. The IMU fits align the sensors to
 their own vision-only pass (``align_imus``) and refine with them: once with the mountings from
 an N-pose calibration recording (``IMUData.calibration``, as Xsens and DIP-IMU capture it), once
-with the mountings estimated from the video as well.
+with the mountings estimated from the video as well; and once with the N-pose mountings but
+without the IMU-conditional pose prior (``FitOptions.w_imu_prior = 0``: ``fusion.imu_prior``).
 Reported: root-relative MPJPE and PA-MPJPE of coco17 joints (mm) over the occluded second and
 over the whole clip; and, for the six IMUs alone (``fusion.imu_fit.fit_imu_only``: no camera,
-the mocap pose priors fill the unsensed joints), PA-MPJPE (its heading is the IMU world's).
+the IMU-conditional prior and the mocap GMM fill the unsensed joints), PA-MPJPE (its heading
+is the IMU world's).
 """
 from __future__ import annotations
 
@@ -47,13 +49,21 @@ def main() -> None:
     ap.add_argument("--w-orientation", type=float, default=None, help="FitOptions.w_imu_orientation (default: its default)")
     ap.add_argument("--w-acceleration", type=float, default=None, help="FitOptions.w_imu_acceleration")
     ap.add_argument("--w-prior", type=float, default=None, help="FitOptions.w_prior (mocap GMM pose prior) for every fit")
+    ap.add_argument("--w-imu-prior", type=float, default=None, help="FitOptions.w_imu_prior (IMU-conditional prior)")
+    ap.add_argument("--imu-prior-floor", type=float, default=None, help="FitOptions.imu_prior_floor")
+    ap.add_argument("--rows", default=None, help="comma-separated row numbers to run (default: all; 0 = camera)")
+    ap.add_argument("--no-imu-only", action="store_true", help="skip the IMU-only fit")
     args = ap.parse_args()
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(6)
     model = body_models.load("anny")
     names = model.keypoint_names
     rows = {"camera": [], "camera + 6 IMUs (N-pose calibration)": [],
+            "camera + 6 IMUs (N-pose calibration, no IMU-conditional prior)": [],
             "camera + 6 IMUs (mountings from the video)": []}
+    if args.rows is not None:
+        keep = {int(i) for i in args.rows.split(",")} | {0}
+        rows = {k: v for i, (k, v) in enumerate(rows.items()) if i in keep}
     imu_only = []
     clips = 0
     for take, start, truth, shape in retargeted_windows(args.data, args.clips, args.frames, rng, model):
@@ -72,18 +82,16 @@ def main() -> None:
         imu, _, M_true = synthesize_imu(true_fit, SPARSE6["anny"], seed=int(rng.integers(1 << 30)), model=model)
         target = lift(k2, cam)
         true17 = formats.convert_points(kp_c, names, "coco17")
-        opts = FitOptions()
-        if args.w_orientation is not None:
-            opts.w_imu_orientation = args.w_orientation
-        if args.w_acceleration is not None:
-            opts.w_imu_acceleration = args.w_acceleration
-        if args.w_prior is not None:
-            opts.w_prior = args.w_prior
+        overrides = {"w_imu_orientation": args.w_orientation, "w_imu_acceleration": args.w_acceleration,
+                     "w_prior": args.w_prior, "w_imu_prior": args.w_imu_prior,
+                     "imu_prior_floor": args.imu_prior_floor}
+        opts = FitOptions(**{k: v for k, v in overrides.items() if v is not None})
         uncalibrated = dataclasses.replace(imu, calibration=None)
         for name in rows:
             t0 = time.perf_counter()
             use = None if "IMU" not in name else imu if "N-pose" in name else uncalibrated
-            fit = fit_body(k2, cam, target, model=model, progress=False, options=opts, imu=use)
+            o = dataclasses.replace(opts, w_imu_prior=0.0) if "no IMU-conditional" in name else opts
+            fit = fit_body(k2, cam, target, model=model, progress=False, options=o, imu=use)
             sec = time.perf_counter() - t0
             pred = formats.convert_points(fit.keypoints3d(names, model=model), names, "coco17")
             e_occ = joint_errors(pred[occ], true17[occ])
@@ -92,13 +100,16 @@ def main() -> None:
                                e_all["root_relative_mpjpe_mm"], e_all["pa_mpjpe_mm"], sec / T * 1000])
         # No camera at all: the six IMUs with the mocap priors (its frame has the IMU world's
         # heading, so only the Procrustes-aligned error compares).
-        t0 = time.perf_counter()
-        alone = fit_imu_only(imu, model, progress=False)
-        sec = time.perf_counter() - t0
-        pred = formats.convert_points(alone.keypoints3d(names, model=model), names, "coco17")
-        world17 = formats.convert_points(kp_w, names, "coco17")
-        imu_only.append([joint_errors(pred[occ], world17[occ])["pa_mpjpe_mm"],
-                         joint_errors(pred, world17)["pa_mpjpe_mm"], sec / T * 1000])
+        if args.no_imu_only:
+            imu_only.append([np.nan] * 3)
+        else:
+            t0 = time.perf_counter()
+            alone = fit_imu_only(imu, model, progress=False)
+            sec = time.perf_counter() - t0
+            pred = formats.convert_points(alone.keypoints3d(names, model=model), names, "coco17")
+            world17 = formats.convert_points(kp_w, names, "coco17")
+            imu_only.append([joint_errors(pred[occ], world17[occ])["pa_mpjpe_mm"],
+                             joint_errors(pred, world17)["pa_mpjpe_mm"], sec / T * 1000])
         print(f"{take} [{start}:{start + T}]: " + ", ".join(
             f"{k.split(' (')[-1].rstrip(')')} {rows[k][-1][0]:.0f}/{rows[k][-1][2]:.0f} mm" for k in rows), flush=True)
 

@@ -83,6 +83,14 @@ class FitOptions:
     # IMU weights set on benchmarks/imu_eval.py (one camera + 6 IMUs under occlusion).
     w_imu_orientation: float = 30.0    # per unit of ||G - G_imu||_F^2 (1 degree costs 0.037)
     w_imu_acceleration: float = 1e-3   # per (m/s^2)^2
+    # The IMU-conditional pose prior (fusion.imu_prior, for the six SPARSE6 sensors): the pull of
+    # each joint towards the rotation the sensors imply, per unit of ||R - R_prior||_F^2 / the
+    # prior's variance for it, summed over joints, in a frame the camera sees badly; in a
+    # well-seen frame it falls to ``imu_prior_floor`` of that (weight * max(1 - visibility, floor)).
+    # Set on benchmarks/imu_eval.py; starting the occluded frames from the prior's pose instead
+    # of the video-only fit's was worse there (see docs/BENCHMARKS.md).
+    w_imu_prior: float = 0.05
+    imu_prior_floor: float = 0.1
 
 
 def _rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -311,6 +319,22 @@ def _imu_targets(imu, as_t, fps: float) -> dict:
             "w": as_t(data.valid.astype(np.float64))}
 
 
+def _imu_prior_terms(model, imu_terms: dict, vis: np.ndarray, opts: FitOptions) -> dict | None:
+    """The IMU-conditional prior's rotations for the fit (``fusion.imu_prior``) and their
+    per-frame weights; None when it is off or the sensors are not the six it was trained on."""
+    from lift3d.fusion.imu_prior import conditional_rotations
+
+    if opts.w_imu_prior <= 0:
+        return None
+    g = imu_terms["gravity"]
+    got = conditional_rotations(model, imu_terms["rot"], imu_terms["idx"], -g / g.norm())
+    if got is None:
+        return None
+    valid = imu_terms["w"].min(1).values  # a dropped sample leaves the frame unconditioned
+    trust = torch.as_tensor(np.maximum(1.0 - vis, opts.imu_prior_floor), dtype=g.dtype, device=g.device)
+    return {"joints": got[0], "rot": got[1], "var": got[2], "w": opts.w_imu_prior * trust * valid}
+
+
 def _segment_visibility(model, keypoints: Keypoints2D, idx: list[int]) -> np.ndarray:
     """(T, N) how well the video sees each sensed segment: the smaller confidence of the two
     model keypoints nearest the segment's joint in the rest pose (trust for IMU alignment)."""
@@ -388,6 +412,7 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     shape = torch.nn.Parameter(torch.zeros(1, model.num_shape, dtype=dt, device=device) if init is None
                                else as_t(init.shape)[None].clone())
     imu_terms = _imu_targets(imu, as_t, keypoints.fps) if imu is not None else None
+    cond = _imu_prior_terms(model, imu_terms, vis, opts) if imu_terms is not None else None
 
     def full_pose() -> torch.Tensor:
         pose = model.rest_pose(T).clone()
@@ -422,6 +447,9 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
 
             seg = segment_rotations(pose, model.parents, imu_terms["idx"])
             loss = loss + opts.w_imu_orientation * losses.imu_orientation(seg, imu_terms["rot"], imu_terms["w"])
+            if cond is not None:
+                d = ((pose[:, cond["joints"]] - cond["rot"]).square().sum((-1, -2)) / cond["var"]).sum(-1)
+                loss = loss + (cond["w"] * d).mean()
             if imu_terms["force"] is not None and opts.w_imu_acceleration > 0:
                 loss = loss + opts.w_imu_acceleration * losses.imu_acceleration(
                     out.joints[:, imu_terms["idx"]], imu_terms["force"], imu_terms["gravity"],

@@ -32,6 +32,11 @@ class IMUFitOptions:
     w_limits: float = 0.1    # per rad^2 outside the learned joint-angle limits
     w_pose: float = 1e-3     # rotation prior ||R - I||^2
     w_smooth: float = 10.0   # per (m/frame^2)^2 of joint positions
+    # The IMU-conditional prior (fusion.imu_prior): start from and pull towards the pose the six
+    # sensors imply, per unit of ||R - R_prior||_F^2 / its variance, summed over joints (0 = the
+    # GMM alone). Weak beside w_imu: the prior's variances are for the motion it learnt, and a
+    # pose far from it must still follow the sensors (tests/test_imu.py, random poses).
+    w_imu_prior: float = 5e-4
     iters: int = 150
 
 
@@ -75,6 +80,16 @@ def fit_imu_only(imu: IMUData, model: str | body_models.BodyModel = "anny",
     root6 = torch.nn.Parameter(root0[..., :2].contiguous().clone())
     body6 = torch.nn.Parameter(torch.eye(3, dtype=dt)[:, :2].expand(T, len(body), 3, 2).contiguous().clone())
     prior = _pose_prior(model, dt, "cpu")
+    cond = None
+    if opts.w_imu_prior > 0:
+        from lift3d.fusion.imu_prior import conditional_rotations
+
+        cond = conditional_rotations(model, tgt, idx, torch.tensor([0.0, 1.0, 0.0], dtype=dt))
+    if cond is not None:
+        init = torch.eye(3, dtype=dt).repeat(T, len(body), 1, 1)
+        init[:, [body.index(j) for j in cond[0]]] = cond[1]
+        body6 = torch.nn.Parameter(init[..., :2].contiguous().clone())
+        cond_w = opts.w_imu_prior * w.min(1).values
 
     def full_pose() -> torch.Tensor:
         pose = model.rest_pose(T).clone()
@@ -92,6 +107,9 @@ def fit_imu_only(imu: IMUData, model: str | body_models.BodyModel = "anny",
         seg = segment_rotations(pose, model.parents, idx)
         loss = opts.w_imu * losses.imu_orientation(seg, tgt, w)
         loss = loss + opts.w_pose * losses.rotation_prior(pose[:, body])
+        if cond is not None:
+            d = ((pose[:, cond[0]] - cond[1]).square().sum((-1, -2)) / cond[2]).sum(-1)
+            loss = loss + (cond_w * d).mean()
         if prior is not None:
             loss = loss + opts.w_prior * prior.nll(pose).mean() + opts.w_limits * prior.angle_limit_penalty(pose).mean()
         out = model(pose, shape_t, vertices=False)

@@ -6,7 +6,7 @@ import torch
 
 from lift3d import formats
 from lift3d.fusion.imu import SPARSE6, segment_rotations
-from lift3d.fusion.imu_prior import DEFAULT_PATH, imu_features, load_imu_prior, mirror_pose
+from lift3d.fusion.imu_prior import DEFAULT_PATH, imu_features, load_imu_prior, mirror_pose, window_features
 from lift3d.io_utils import Lift3DError
 
 UP = torch.tensor([0.0, 1.0, 0.0], dtype=torch.float64)
@@ -30,6 +30,12 @@ def test_features_ignore_heading_but_not_tilt(anny):
     assert f.shape == (8, 48)
     assert torch.allclose(imu_features(turn @ G, UP), f, atol=1e-12)
     assert (imu_features(tilt @ G, UP) - f).abs().max() > 0.1
+
+
+def test_window_features_take_neighbours_clamped_at_the_ends():
+    f = torch.arange(5.0)[:, None]
+    w = window_features(f, 10.0, (-0.1, 0.0, 0.2))
+    assert w.tolist() == [[0, 0, 2], [0, 1, 3], [1, 2, 4], [2, 3, 4], [3, 4, 4]]
 
 
 def test_mirrored_pose_moves_the_mirrored_body(anny):

@@ -319,7 +319,7 @@ def _imu_targets(imu, as_t, fps: float) -> dict:
             "w": as_t(data.valid.astype(np.float64))}
 
 
-def _imu_prior_terms(model, imu_terms: dict, vis: np.ndarray, opts: FitOptions) -> dict | None:
+def _imu_prior_terms(model, imu_terms: dict, vis: np.ndarray, opts: FitOptions, fps: float) -> dict | None:
     """The IMU-conditional prior's rotations for the fit (``fusion.imu_prior``) and their
     per-frame weights; None when it is off or the sensors are not the six it was trained on."""
     from lift3d.fusion.imu_prior import conditional_rotations
@@ -327,7 +327,7 @@ def _imu_prior_terms(model, imu_terms: dict, vis: np.ndarray, opts: FitOptions) 
     if opts.w_imu_prior <= 0:
         return None
     g = imu_terms["gravity"]
-    got = conditional_rotations(model, imu_terms["rot"], imu_terms["idx"], -g / g.norm())
+    got = conditional_rotations(model, imu_terms["rot"], imu_terms["idx"], -g / g.norm(), fps)
     if got is None:
         return None
     valid = imu_terms["w"].min(1).values  # a dropped sample leaves the frame unconditioned
@@ -412,7 +412,7 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     shape = torch.nn.Parameter(torch.zeros(1, model.num_shape, dtype=dt, device=device) if init is None
                                else as_t(init.shape)[None].clone())
     imu_terms = _imu_targets(imu, as_t, keypoints.fps) if imu is not None else None
-    cond = _imu_prior_terms(model, imu_terms, vis, opts) if imu_terms is not None else None
+    cond = _imu_prior_terms(model, imu_terms, vis, opts, keypoints.fps) if imu_terms is not None else None
 
     def full_pose() -> torch.Tensor:
         pose = model.rest_pose(T).clone()

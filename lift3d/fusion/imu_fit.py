@@ -84,7 +84,7 @@ def fit_imu_only(imu: IMUData, model: str | body_models.BodyModel = "anny",
     if opts.w_imu_prior > 0:
         from lift3d.fusion.imu_prior import conditional_rotations
 
-        cond = conditional_rotations(model, tgt, idx, torch.tensor([0.0, 1.0, 0.0], dtype=dt))
+        cond = conditional_rotations(model, tgt, idx, torch.tensor([0.0, 1.0, 0.0], dtype=dt), imu.fps)
     if cond is not None:
         init = torch.eye(3, dtype=dt).repeat(T, len(body), 1, 1)
         init[:, [body.index(j) for j in cond[0]]] = cond[1]

@@ -43,6 +43,15 @@ def imu_features(segment_rot: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
     return torch.cat([rel.flatten(-3), u], -1)
 
 
+def window_features(features: torch.Tensor, fps: float, offsets: tuple[float, ...]) -> torch.Tensor:
+    """(T, F) per-frame features -> (T, F * len(offsets)): each frame's features at the given
+    times (s) around it, the nearest frame, clamped at the sequence's ends."""
+    T = len(features)
+    t = torch.arange(T, device=features.device)
+    cols = [features[(t + round(o * fps)).clamp(0, T - 1)] for o in offsets]
+    return torch.cat(cols, -1)
+
+
 def sixd_to_matrix(x: torch.Tensor) -> torch.Tensor:
     """(..., 6) two columns -> (..., 3, 3) rotation by Gram-Schmidt (Zhou et al. 2019)."""
     a, b = x[..., :3], x[..., 3:]
@@ -56,14 +65,17 @@ class IMUPosePrior(nn.Module):
     (..., J) their variances (expected squared Frobenius error ||R - R_true||_F^2, ~2 theta^2)."""
 
     def __init__(self, model_name: str, joint_indices: list[int], hidden: int = 512, dropout: float = 0.1,
-                 meta: dict | None = None) -> None:
+                 meta: dict | None = None, offsets: tuple[float, ...] = (0.0,)) -> None:
         super().__init__()
         self.model_name = model_name
+        # Times (s) around each frame whose sensor features the net sees: a short window tells
+        # a limb's swing from its twist better than one frame does.
+        self.offsets = tuple(float(o) for o in offsets)
         self.joint_indices = list(joint_indices)
         self.meta = dict(meta or {})
         J = len(self.joint_indices)
         self.net = nn.Sequential(
-            nn.Linear(FEATURES, hidden), nn.ReLU(), nn.Dropout(dropout),
+            nn.Linear(FEATURES * len(self.offsets), hidden), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(hidden, hidden), nn.ReLU(), nn.Dropout(dropout),
             nn.Linear(hidden, 7 * J))
@@ -77,12 +89,13 @@ class IMUPosePrior(nn.Module):
         out = self.net(features).unflatten(-1, (len(self.joint_indices), 7))
         return sixd_to_matrix(out[..., :6]), out[..., 6]
 
-    def predict(self, segment_rot: torch.Tensor, up: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
-        """(..., 6, 3, 3) sensed world rotations, (3,) vertical -> (..., J, 3, 3) local
-        rotations and (..., J) their variances."""
+    def predict(self, segment_rot: torch.Tensor, up: torch.Tensor, fps: float = 30.0
+                ) -> tuple[torch.Tensor, torch.Tensor]:
+        """(T, 6, 3, 3) sensed world rotations of a sequence at ``fps``, (3,) vertical ->
+        (T, J, 3, 3) local rotations and (T, J) their variances."""
         dt = segment_rot.dtype
         with torch.no_grad():
-            f = imu_features(segment_rot.float(), up.float())
+            f = window_features(imu_features(segment_rot.float(), up.float()), fps, self.offsets)
             R, log_var = self.to(f.device).eval()(f)
             return R.to(dt), log_var.exp().to(dt)
 
@@ -90,7 +103,7 @@ class IMUPosePrior(nn.Module):
         from lift3d.io_utils import atomic_path
 
         state = {"model_name": self.model_name, "joint_indices": self.joint_indices, "meta": self.meta,
-                 "hidden": self.net[0].out_features, "state_dict": self.state_dict()}
+                 "hidden": self.net[0].out_features, "offsets": self.offsets, "state_dict": self.state_dict()}
         with atomic_path(Path(path)) as tmp:
             torch.save(state, tmp)
 
@@ -102,7 +115,8 @@ def load_imu_prior(path: str | Path | None = None, model=None) -> IMUPosePrior:
         raise Lift3DError(f"no IMU pose prior at {path}; train one with python -m lift3d.fusion.train_imu_prior")
     try:
         state = torch.load(path, map_location="cpu", weights_only=False)
-        net = IMUPosePrior(state["model_name"], state["joint_indices"], hidden=state["hidden"], meta=state["meta"])
+        net = IMUPosePrior(state["model_name"], state["joint_indices"], hidden=state["hidden"], meta=state["meta"],
+                           offsets=state.get("offsets", (0.0,)))
         net.load_state_dict(state["state_dict"])
     except (KeyError, RuntimeError, EOFError, OSError, ValueError, TypeError, pickle.UnpicklingError) as e:
         raise Lift3DError(f"{path} is not a lift3d IMU pose prior ({e})") from None
@@ -112,7 +126,7 @@ def load_imu_prior(path: str | Path | None = None, model=None) -> IMUPosePrior:
 
 
 def conditional_rotations(model, segment_rot: torch.Tensor, segments: list[int], up: torch.Tensor,
-                          path: str | Path | None = None
+                          fps: float = 30.0, path: str | Path | None = None
                           ) -> tuple[list[int], torch.Tensor, torch.Tensor] | None:
     """The prior's local rotations for ``model`` given its sensed segments, or None when the
     sensors are not the six ``SPARSE6`` segments (in any order) or no prior is installed.
@@ -135,7 +149,7 @@ def conditional_rotations(model, segment_rot: torch.Tensor, segments: list[int],
         return None
     net = load_imu_prior(path, model=model)
     rot = segment_rot[:, [list(segments).index(j) for j in wanted]]
-    return (net.joint_indices, *net.predict(rot, up.to(rot)))
+    return (net.joint_indices, *net.predict(rot, up.to(rot), fps))
 
 
 def mirror_pose(pose: np.ndarray, joint_names: list[str]) -> np.ndarray:

@@ -49,17 +49,20 @@ def retargeted(data: Path, model, fps: float, subjects=None, exclude=frozenset()
     return pose
 
 
-def examples(pose: torch.Tensor, model, sensors: list[int], joints: list[int], noise_deg: float,
-             gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """Features (N, 48) of randomly turned, noisy sensor readings and targets (N, J, 3, 3)."""
-    N = len(pose)
-    yaw = roma.rotvec_to_rotmat(torch.rand(N, 1, generator=gen) * 2 * torch.pi * UP)
-    p = pose.clone()
-    p[:, 0] = yaw @ p[:, 0]
+def examples(poses: torch.Tensor, centers: torch.Tensor, model, sensors: list[int], joints: list[int],
+             noise_deg: float, steps: list[int], gen: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
+    """Features (N, 48 * W) of randomly turned, noisy sensor readings at the frames ``centers +
+    steps`` (clamped to the array) and targets (N, J, 3, 3) at ``centers``. The takes lie end to
+    end in ``poses``, so a few windows straddle two takes: noise the net learns to live with."""
+    N, W = len(centers), len(steps)
+    frames = (centers[:, None] + torch.tensor(steps)[None]).clamp(0, len(poses) - 1)  # (N, W)
+    yaw = roma.rotvec_to_rotmat(torch.rand(N, 1, generator=gen) * 2 * torch.pi * UP)  # one heading per window
+    p = poses[frames.flatten()].clone()
+    p[:, 0] = yaw.repeat_interleave(W, 0) @ p[:, 0]
     G = segment_rotations(p, model.parents, sensors)
     if noise_deg > 0:
-        G = roma.rotvec_to_rotmat(torch.randn(N, len(sensors), 3, generator=gen) * np.radians(noise_deg)) @ G
-    return imu_features(G, UP), pose[:, joints]
+        G = roma.rotvec_to_rotmat(torch.randn(N * W, len(sensors), 3, generator=gen) * np.radians(noise_deg)) @ G
+    return imu_features(G, UP).reshape(N, -1), poses[centers][:, joints]
 
 
 def rotation_error_deg(R: torch.Tensor, R_true: torch.Tensor) -> float:
@@ -76,6 +79,7 @@ def main(argv: list[str] | None = None) -> None:
     ap.add_argument("--lr", type=float, default=1e-3)
     ap.add_argument("--hidden", type=int, default=512)
     ap.add_argument("--noise-deg", type=float, default=2.0, help="sensor orientation noise in training")
+    ap.add_argument("--offsets", default="0", help="comma-separated times (s) around each frame the net sees")
     ap.add_argument("--threads", type=int, default=1)
     ap.add_argument("--seed", type=int, default=0)
     args = ap.parse_args(argv)
@@ -90,16 +94,18 @@ def main(argv: list[str] | None = None) -> None:
     train = np.concatenate([train, mirror_pose(train, model.joint_names)])
     train_t, test_t = torch.as_tensor(train), torch.as_tensor(test)
     gen = torch.Generator().manual_seed(args.seed)
-    test_x, test_y = examples(test_t, model, sensors, joints, args.noise_deg, gen)
+    offsets = tuple(float(o) for o in args.offsets.split(","))
+    steps = [round(o * args.fps) for o in offsets]
+    test_x, test_y = examples(test_t, torch.arange(len(test_t)), model, sensors, joints, args.noise_deg, steps, gen)
 
-    net = IMUPosePrior(model.name, joints, hidden=args.hidden)
+    net = IMUPosePrior(model.name, joints, hidden=args.hidden, offsets=offsets)
     optim = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     sched = torch.optim.lr_scheduler.OneCycleLR(optim, max_lr=args.lr, total_steps=args.steps)
     bar = tqdm(range(args.steps), desc="training IMU pose prior")
     for step in bar:
         net.train()
         i = torch.randint(len(train_t), (args.batch,), generator=gen)
-        x, y = examples(train_t[i], model, sensors, joints, args.noise_deg, gen)
+        x, y = examples(train_t, i, model, sensors, joints, args.noise_deg, steps, gen)
         R, log_var = net(x)
         d = (R - y).square().sum((-1, -2))
         # A rotation error has 3 degrees of freedom and E[d] = var: NLL of d under that model.
@@ -127,7 +133,7 @@ def main(argv: list[str] | None = None) -> None:
     gmm_err = rotation_error_deg(mode_R[order].expand_as(test_y), test_y)
     net.meta = {"source": f"CMU mocap ({args.data.name}), all subjects but {HELD_OUT}, {args.fps:g} fps, mirrored",
                 "train_frames": len(train), "held_out_frames": len(test), "steps": args.steps,
-                "noise_deg": args.noise_deg, "held_out_joint_error_deg": round(held, 2),
+                "noise_deg": args.noise_deg, "offsets": offsets, "held_out_joint_error_deg": round(held, 2),
                 "rest_pose_error_deg": round(rest, 2), "gmm_mode_error_deg": round(gmm_err, 2),
                 "held_out_error_over_variance": round(calib, 3)}
     net.save(args.out)

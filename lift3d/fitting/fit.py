@@ -448,8 +448,7 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
             seg = segment_rotations(pose, model.parents, imu_terms["idx"])
             loss = loss + opts.w_imu_orientation * losses.imu_orientation(seg, imu_terms["rot"], imu_terms["w"])
             if cond is not None:
-                d = ((pose[:, cond["joints"]] - cond["rot"]).square().sum((-1, -2)) / cond["var"]).sum(-1)
-                loss = loss + (cond["w"] * d).mean()
+                loss = loss + losses.conditional_rotation(pose[:, cond["joints"]], cond["rot"], cond["var"], cond["w"])
             if imu_terms["force"] is not None and opts.w_imu_acceleration > 0:
                 loss = loss + opts.w_imu_acceleration * losses.imu_acceleration(
                     out.joints[:, imu_terms["idx"]], imu_terms["force"], imu_terms["gravity"],

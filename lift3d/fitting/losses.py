@@ -123,6 +123,20 @@ def ground_contact(feet: torch.Tensor, contact: torch.Tensor, normal: torch.Tens
     return (c * (h - lift).square() + torch.relu(-h).square()).mean()
 
 
+def conditional_rotation(rot: torch.Tensor, target: torch.Tensor, var: torch.Tensor,
+                         weight: torch.Tensor) -> torch.Tensor:
+    """Per-frame weighted mean over frames of sum_j ||R_j - R_target,j||_F^2 / var_j: the pull
+    towards a prior's rotations, each joint by how sure the prior is of it.
+
+    Args:
+        rot: (T, J, 3, 3) the fit's local rotations of the prior's joints.
+        target: (T, J, 3, 3) the prior's rotations; var: (T, J) their variances.
+        weight: (T,) per-frame weights (0 drops a frame).
+    """
+    d = ((rot - target).square().sum((-1, -2)) / var).sum(-1)
+    return (weight * d).mean()
+
+
 def imu_orientation(segment_rot: torch.Tensor, target: torch.Tensor, weight: torch.Tensor) -> torch.Tensor:
     """Weighted mean squared Frobenius distance between the fit's segment rotations and the
     IMU-derived ones (4 (1 - cos theta): 1 degree costs 1.2e-3).

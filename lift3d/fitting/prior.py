@@ -72,13 +72,17 @@ def mirror_joint_name(name: str) -> str:
     return mirror_name(name)
 
 
+def mirror_permutation(joint_names: list[str]) -> list[int]:
+    """For each joint, the index of its left-right twin in ``joint_names`` (itself if none)."""
+    return [joint_names.index(mirror_joint_name(n)) if mirror_joint_name(n) in joint_names else i
+            for i, n in enumerate(joint_names)]
+
+
 def mirror_features(x: np.ndarray, joint_names: list[str]) -> np.ndarray:
     """(N, 3J) rotation vectors of the mirror image (x -> -x) of the poses: the left and right
     joints swap, and a rotation R becomes M R M with M = diag(-1, 1, 1), i.e. (a, b, c) -> (a, -b, -c)."""
     J = len(joint_names)
-    perm = [joint_names.index(mirror_joint_name(n)) if mirror_joint_name(n) in joint_names else i
-            for i, n in enumerate(joint_names)]
-    r = x.reshape(len(x), J, 3)[:, perm] * np.array([1.0, -1.0, -1.0])
+    r = x.reshape(len(x), J, 3)[:, mirror_permutation(joint_names)] * np.array([1.0, -1.0, -1.0])
     return r.reshape(len(x), 3 * J)
 
 

@@ -108,8 +108,7 @@ def fit_imu_only(imu: IMUData, model: str | body_models.BodyModel = "anny",
         loss = opts.w_imu * losses.imu_orientation(seg, tgt, w)
         loss = loss + opts.w_pose * losses.rotation_prior(pose[:, body])
         if cond is not None:
-            d = ((pose[:, cond[0]] - cond[1]).square().sum((-1, -2)) / cond[2]).sum(-1)
-            loss = loss + (cond_w * d).mean()
+            loss = loss + losses.conditional_rotation(pose[:, cond[0]], cond[1], cond[2], cond_w)
         if prior is not None:
             loss = loss + opts.w_prior * prior.nll(pose).mean() + opts.w_limits * prior.angle_limit_penalty(pose).mean()
         out = model(pose, shape_t, vertices=False)

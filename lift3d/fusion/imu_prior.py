@@ -19,13 +19,15 @@ import pickle
 from pathlib import Path
 
 import numpy as np
+import roma
 import torch
 from torch import nn
 
-from lift3d.io_utils import Lift3DError
+from lift3d.io_utils import Lift3DError, atomic_path
 
 DEFAULT_PATH = Path(__file__).resolve().parent.parent / "data" / "imu_prior.pt"
 FEATURES = 5 * 9 + 3
+_CACHE: dict[str, "IMUPosePrior"] = {}
 
 
 def imu_features(segment_rot: torch.Tensor, up: torch.Tensor) -> torch.Tensor:
@@ -50,14 +52,6 @@ def window_features(features: torch.Tensor, fps: float, offsets: tuple[float, ..
     t = torch.arange(T, device=features.device)
     cols = [features[(t + round(o * fps)).clamp(0, T - 1)] for o in offsets]
     return torch.cat(cols, -1)
-
-
-def sixd_to_matrix(x: torch.Tensor) -> torch.Tensor:
-    """(..., 6) two columns -> (..., 3, 3) rotation by Gram-Schmidt (Zhou et al. 2019)."""
-    a, b = x[..., :3], x[..., 3:]
-    c1 = torch.nn.functional.normalize(a, dim=-1)
-    c2 = torch.nn.functional.normalize(b - (c1 * b).sum(-1, keepdim=True) * c1, dim=-1)
-    return torch.stack([c1, c2, torch.cross(c1, c2, dim=-1)], -1)
 
 
 class IMUPosePrior(nn.Module):
@@ -87,7 +81,8 @@ class IMUPosePrior(nn.Module):
     def forward(self, features: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
         """(..., 48) -> rotations (..., J, 3, 3), log-variances (..., J)."""
         out = self.net(features).unflatten(-1, (len(self.joint_indices), 7))
-        return sixd_to_matrix(out[..., :6]), out[..., 6]
+        columns = out[..., :6].unflatten(-1, (2, 3)).transpose(-1, -2)  # (..., J, 3, 2)
+        return roma.special_gramschmidt(columns), out[..., 6]
 
     def predict(self, segment_rot: torch.Tensor, up: torch.Tensor, fps: float = 30.0
                 ) -> tuple[torch.Tensor, torch.Tensor]:
@@ -100,8 +95,6 @@ class IMUPosePrior(nn.Module):
             return R.to(dt), log_var.exp().to(dt)
 
     def save(self, path: str | Path) -> None:
-        from lift3d.io_utils import atomic_path
-
         state = {"model_name": self.model_name, "joint_indices": self.joint_indices, "meta": self.meta,
                  "hidden": self.net[0].out_features, "offsets": self.offsets, "state_dict": self.state_dict()}
         with atomic_path(Path(path)) as tmp:
@@ -109,8 +102,18 @@ class IMUPosePrior(nn.Module):
 
 
 def load_imu_prior(path: str | Path | None = None, model=None) -> IMUPosePrior:
-    """The shipped (or a given) conditional prior; checks it was trained for ``model``'s joints."""
+    """The shipped (or a given) conditional prior, read once per process; checks it was trained
+    for ``model``."""
     path = Path(path) if path is not None else DEFAULT_PATH
+    net = _CACHE.get(str(path))
+    if net is None:
+        net = _CACHE[str(path)] = _read(path)
+    if model is not None and model.name != net.model_name:
+        raise Lift3DError(f"the IMU pose prior {path} was trained for {net.model_name}, not {model.name}")
+    return net
+
+
+def _read(path: Path) -> IMUPosePrior:
     if not path.exists():
         raise Lift3DError(f"no IMU pose prior at {path}; train one with python -m lift3d.fusion.train_imu_prior")
     try:
@@ -120,8 +123,6 @@ def load_imu_prior(path: str | Path | None = None, model=None) -> IMUPosePrior:
         net.load_state_dict(state["state_dict"])
     except (KeyError, RuntimeError, EOFError, OSError, ValueError, TypeError, pickle.UnpicklingError) as e:
         raise Lift3DError(f"{path} is not a lift3d IMU pose prior ({e})") from None
-    if model is not None and model.name != net.model_name:
-        raise Lift3DError(f"the IMU pose prior {path} was trained for {net.model_name}, not {model.name}")
     return net.eval()
 
 
@@ -155,9 +156,7 @@ def conditional_rotations(model, segment_rot: torch.Tensor, segments: list[int],
 def mirror_pose(pose: np.ndarray, joint_names: list[str]) -> np.ndarray:
     """(N, J, 3, 3) local rotations of the mirror-image motion (x -> -x): left and right joints
     swap and each rotation R becomes M R M, M = diag(-1, 1, 1)."""
-    from lift3d.fitting.prior import mirror_joint_name
+    from lift3d.fitting.prior import mirror_permutation
 
-    perm = [joint_names.index(mirror_joint_name(n)) if mirror_joint_name(n) in joint_names else i
-            for i, n in enumerate(joint_names)]
     M = np.diag([-1.0, 1.0, 1.0]).astype(pose.dtype)
-    return M @ pose[:, perm] @ M
+    return M @ pose[:, mirror_permutation(joint_names)] @ M

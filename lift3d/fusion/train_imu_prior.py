@@ -28,6 +28,7 @@ from lift3d.fitting.retarget import observed_joints
 from lift3d.fitting.train_prior import HELD_OUT, TARGET_NAMES, retarget_sequences
 from lift3d.fusion.imu import SPARSE6, segment_rotations
 from lift3d.fusion.imu_prior import IMUPosePrior, imu_features, mirror_pose
+from lift3d.io_utils import atomic_path
 
 UP = torch.tensor([0.0, 1.0, 0.0])
 
@@ -44,8 +45,8 @@ def retargeted(data: Path, model, fps: float, subjects=None, exclude=frozenset()
     if not seqs:
         raise SystemExit(f"no motion capture found under {data}")
     pose = retarget_sequences(seqs, model, fps, desc=desc)["pose"].astype(np.float32)
-    cache.parent.mkdir(parents=True, exist_ok=True)
-    np.save(cache, pose)
+    with atomic_path(cache) as tmp:  # an interrupted run leaves no half-written cache to read back
+        np.save(tmp, pose)
     return pose
 
 

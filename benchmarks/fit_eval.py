@@ -2,6 +2,7 @@
 
     python benchmarks/fit_eval.py --clips 3 --frames 150
     python benchmarks/fit_eval.py --clips 8 --frames 150 --variants 0,1,2   # some rows, more clips
+    python benchmarks/fit_eval.py --variants 0 --set w_smooth=100 --set w_slide=300   # one more row
 
 Each clip (held-out subject 02, so neither the lifter nor the pose prior saw it) is retargeted
 onto Anny with a random body shape (``lift3d.fitting.retarget``); that posed body is the truth.
@@ -16,6 +17,7 @@ The silhouette variant also gets person masks: the true mesh rendered at a quart
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import time
 
 import numpy as np
@@ -48,6 +50,19 @@ VARIANTS = {
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
 
 
+def option_value(text: str) -> tuple[str, object]:
+    """'w_smooth=100' -> ('w_smooth', 100.0): a FitOptions field and its value, typed as the
+    field's default is."""
+    name, _, value = text.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(FitOptions)}
+    if name not in fields or not value:
+        raise SystemExit(f"--set {text}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
+    kind = type(getattr(FitOptions(), name))
+    if kind is bool:
+        return name, value.lower() in ("1", "true", "yes")
+    return name, kind(value)
+
+
 def true_masks(model, verts_cam: np.ndarray, cam, scale: float = 0.25) -> np.ndarray:
     """(T, H/4, W/4) person masks: the true mesh rendered (hard) through the camera at a
     quarter of its resolution, as a segmentation network's mask would be given."""
@@ -68,9 +83,14 @@ def main() -> None:
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--variants", default=None,
                     help="comma-separated row numbers of VARIANTS to run (0 = default); all if omitted")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="add a row: the default FitOptions with these fields changed (repeatable)")
     args = ap.parse_args()
     variants = dict(VARIANTS.items() if args.variants is None else
                     (list(VARIANTS.items())[int(i)] for i in args.variants.split(",")))
+    if args.set:
+        changes = dict(option_value(s) for s in args.set)
+        variants["default, " + ", ".join(f"{k} {v}" for k, v in changes.items())] = FitOptions(**changes)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(4)
     model = body_models.load("anny")

@@ -20,16 +20,13 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from lift3d import formats
 from lift3d.io_utils import atomic_path
-from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, ROOT, canonicalize, corrupt, normalize_2d,
-                                 sample_cameras)
+from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, ROOT, canonicalize, corrupt, mirror_joints,
+                                 normalize_2d, sample_cameras)
 from lift3d.lifting.model import Lifter
 
 HELD_OUT = "02"
 FPS = 30.0
-_MIRROR_IN = [formats.index(INPUT_FORMAT, formats.mirror_name(n)) for n in formats.names(INPUT_FORMAT)]
-_MIRROR_OUT = [formats.index(OUTPUT_FORMAT, formats.mirror_name(n)) for n in formats.names(OUTPUT_FORMAT)]
 
 
 def subject_of(path: Path) -> str:
@@ -114,8 +111,7 @@ class WindowSampler:
         inp, out = self.inp[idx], self.out[idx]  # (n, L, 17, 3)
         m = (rng.random(n) < 0.5) if mirror else np.zeros(n, dtype=bool)
         if m.any():  # a mirrored person: flip x and swap sides
-            flip = np.array([-1.0, 1.0, 1.0])
-            inp[m], out[m] = inp[m][:, :, _MIRROR_IN] * flip, out[m][:, :, _MIRROR_OUT] * flip
+            inp[m], out[m] = mirror_joints(inp[m], INPUT_FORMAT), mirror_joints(out[m], OUTPUT_FORMAT)
         K, R, t, size = sample_cameras(rng, out)
         cam_in = np.einsum("nij,nlkj->nlki", R, inp) + t[:, None, None]
         cam_out = np.einsum("nij,nlkj->nlki", R, out) + t[:, None, None]

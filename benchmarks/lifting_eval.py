@@ -63,6 +63,9 @@ def main() -> None:
     ap.add_argument("--baseline", default="benchmarks/weights/lifter_single_frame.pt")
     ap.add_argument("--cameras", type=int, default=4)
     ap.add_argument("--threads", type=int, default=2)
+    ap.add_argument("--subject", default=HELD_OUT,
+                    help="CMU subject to evaluate on (default: the held-out one; a training subject "
+                         "shows how well the network fits the motion it trained on)")
     ap.add_argument("--views", choices=["random", "tripod"], default="random",
                     help="random: the training distribution of cameras (the goal's figure); tripod: only "
                          "those of a Human3.6M-like setup (see tripod_camera)")
@@ -70,7 +73,7 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(2026)
     cases = []
-    for seq in load_sequences(Path(args.data), subjects={HELD_OUT}, progress=False):
+    for seq in load_sequences(Path(args.data), subjects={args.subject}, progress=False):
         for _ in range(args.cameras):
             cam = sample_camera(rng, seq["out"]) if args.views == "random" else tripod_camera(rng, seq["out"])
             uv, depth = project(seq["inp"], cam)
@@ -81,7 +84,7 @@ def main() -> None:
                 "target": camera_targets(seq["out"], cam),
             })
     frames = sum(len(c["target"]) for c in cases)
-    print(f"held-out subject {HELD_OUT}: {len(cases)} sequence-camera pairs, {frames} frames at 30 fps\n")
+    print(f"{'held-out ' if args.subject == HELD_OUT else 'training '}subject {args.subject}: {len(cases)} sequence-camera pairs, {frames} frames at 30 fps\n")
     nets = {"temporal (27 frames)": load_lifter(args.weights)}
     if Path(args.baseline).is_file():
         nets["single-frame baseline"] = load_lifter(args.baseline)

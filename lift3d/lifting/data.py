@@ -264,15 +264,11 @@ def view_rotation(centre: np.ndarray) -> np.ndarray:
 VIRTUAL_FOCAL = 1000.0  # "pixels" of the virtual camera; only ratios reach the network
 
 
-_MIRROR_IN = [formats.index(INPUT_FORMAT, formats.mirror_name(n)) for n in formats.names(INPUT_FORMAT)]
-_MIRROR_OUT = [formats.index(OUTPUT_FORMAT, formats.mirror_name(n)) for n in formats.names(OUTPUT_FORMAT)]
-
-
 def mirror_joints(x: np.ndarray, fmt: str) -> np.ndarray:
-    """(..., J, C) points of ``fmt`` (coco17 or h36m17) seen in a mirror: left and right
-    swapped, x negated, the other columns (y, z, confidence) kept."""
-    order = _MIRROR_IN if fmt == INPUT_FORMAT else _MIRROR_OUT
-    out = x[..., order, :].copy()
+    """(..., J, C) points of keypoint format ``fmt`` seen in a mirror: left and right swapped,
+    x negated, the other columns (y, z, confidence) kept."""
+    names = formats.names(fmt)
+    out = x[..., [names.index(formats.mirror_name(n)) for n in names], :].copy()
     out[..., 0] *= -1.0
     return out
 

@@ -82,6 +82,18 @@ def _network_input(net: Lifter, kp: np.ndarray, camera: Camera) -> tuple[np.ndar
     return normalize_2d(kp), None
 
 
+def run_network(net: Lifter, x: np.ndarray, flip: bool = True) -> np.ndarray:
+    """(B, T, 17, 3) network input -> (B, T, 17, 3) float64 output, on the network's device.
+    ``flip``: averaged with the output for the mirrored input, mirrored back."""
+    dev = next(net.parameters()).device
+    with torch.no_grad():
+        out = net(torch.as_tensor(x, dtype=torch.float32, device=dev)).double().cpu().numpy()
+        if flip:
+            xf = torch.as_tensor(mirror_joints(x, INPUT_FORMAT), dtype=torch.float32, device=dev)
+            out = 0.5 * (out + mirror_joints(net(xf).double().cpu().numpy(), OUTPUT_FORMAT))
+    return out
+
+
 def lift_root_relative(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool = True) -> np.ndarray:
     """Run the network on (..., T, 17, 3) coco17 pixels + confidence of tracked people.
 
@@ -96,12 +108,8 @@ def lift_root_relative(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool =
     kp = np.asarray(kp, dtype=np.float64)
     shape = kp.shape
     x, R = _network_input(net, kp.reshape((-1,) + shape[-3:]), camera)
-    dev = next(net.parameters()).device
-    with torch.no_grad():
-        rel = net(torch.as_tensor(x, dtype=torch.float32, device=dev)).double().cpu().numpy()
-        if flip and R is not None:  # the "box" weights' output axes are the real camera's: no mirror there
-            xf = torch.as_tensor(mirror_joints(x, INPUT_FORMAT), dtype=torch.float32, device=dev)
-            rel = 0.5 * (rel + mirror_joints(net(xf).double().cpu().numpy(), OUTPUT_FORMAT))
+    # The "box" weights' output axes are the real camera's, which the mirror does not map.
+    rel = run_network(net, x, flip and R is not None)
     if R is not None:
         rel = rel @ R  # virtual camera axes -> real camera axes, per frame
     rel = rel - rel[..., ROOT:ROOT + 1, :]

@@ -17,7 +17,6 @@ The silhouette variant also gets person masks: the true mesh rendered at a quart
 from __future__ import annotations
 
 import argparse
-import dataclasses
 import time
 
 import numpy as np
@@ -31,7 +30,7 @@ from lift3d.lifting.lift import lift
 from lift3d.lifting.train import HELD_OUT
 from lift3d.metrics import joint_errors
 from lift3d.types import Keypoints2D
-from mocap_clips import detector_view, retargeted_windows
+from mocap_clips import detector_view, option_value, retargeted_windows
 
 LONG = dict(iters_global=40, iters_full=200, iters_ground=60)  # the schedule before the warm start
 # The defaults before the learned foot contacts: contacts from the fitted feet's motion, the
@@ -48,19 +47,6 @@ VARIANTS = {
     "default + silhouettes (40 Adam steps, true masks)": FitOptions(iters_silhouette=40),
 }
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
-
-
-def option_value(text: str) -> tuple[str, object]:
-    """'w_smooth=100' -> ('w_smooth', 100.0): a FitOptions field and its value, typed as the
-    field's default is."""
-    name, _, value = text.partition("=")
-    fields = {f.name: f for f in dataclasses.fields(FitOptions)}
-    if name not in fields or not value:
-        raise SystemExit(f"--set {text}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
-    kind = type(getattr(FitOptions(), name))
-    if kind is bool:
-        return name, value.lower() in ("1", "true", "yes")
-    return name, kind(value)
 
 
 def true_masks(model, verts_cam: np.ndarray, cam, scale: float = 0.25) -> np.ndarray:

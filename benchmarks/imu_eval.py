@@ -1,6 +1,7 @@
 """One camera vs one camera + 6 IMUs under heavy occlusion, on real motion.
 
     python benchmarks/imu_eval.py --clips 5 --frames 150 --threads 1   # the table in docs/BENCHMARKS.md
+    python benchmarks/imu_eval.py --rows 0,1 --no-imu-only --set w_imu_prior=0.1   # a setting tried
 
 Each clip (CMU subject 02, held out from the lifter and the pose prior) is retargeted onto Anny
 with a random shape: that posed body is the truth. A random camera sees it as corrupted
@@ -37,7 +38,7 @@ from lift3d.lifting.lift import lift
 from lift3d.lifting.train import HELD_OUT
 from lift3d.metrics import joint_errors
 from lift3d.types import BodyFit, Keypoints2D
-from mocap_clips import detector_view, retargeted_windows
+from mocap_clips import detector_view, option_value, retargeted_windows
 
 
 def main() -> None:
@@ -53,7 +54,10 @@ def main() -> None:
     ap.add_argument("--imu-prior-floor", type=float, default=None, help="FitOptions.imu_prior_floor")
     ap.add_argument("--rows", default=None, help="comma-separated row numbers to run (default: all; 0 = camera)")
     ap.add_argument("--no-imu-only", action="store_true", help="skip the IMU-only fit")
+    ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
+                    help="change a FitOptions field for every fit (repeatable)")
     args = ap.parse_args()
+    changes = dict(option_value(x) for x in args.set)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(6)
     model = body_models.load("anny")
@@ -85,7 +89,7 @@ def main() -> None:
         overrides = {"w_imu_orientation": args.w_orientation, "w_imu_acceleration": args.w_acceleration,
                      "w_prior": args.w_prior, "w_imu_prior": args.w_imu_prior,
                      "imu_prior_floor": args.imu_prior_floor}
-        opts = FitOptions(**{k: v for k, v in overrides.items() if v is not None})
+        opts = FitOptions(**{k: v for k, v in overrides.items() if v is not None}, **changes)
         uncalibrated = dataclasses.replace(imu, calibration=None)
         for name in rows:
             t0 = time.perf_counter()

@@ -4,12 +4,14 @@ camera's detector-like view of them. Both draw from the caller's generator in a 
 a seeded benchmark stays deterministic."""
 from __future__ import annotations
 
+import dataclasses
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
 
 from lift3d import formats
+from lift3d.fitting import FitOptions
 from lift3d.fitting.retarget import retarget
 from lift3d.lifting import data as LD
 from lift3d.lifting.train import HELD_OUT, load_sequences
@@ -42,3 +44,16 @@ def detector_view(rng: np.random.Generator, keypoints_world: np.ndarray, names: 
     noisy = LD.corrupt(rng, formats.convert_points(uv, names, "openpose25"),
                        formats.convert_points(depth[..., None], names, "openpose25")[..., 0], cam.image_size)
     return cam, noisy
+
+
+def option_value(text: str) -> tuple[str, object]:
+    """'w_smooth=100' -> ('w_smooth', 100.0): a FitOptions field and its value, typed as the
+    field's default is."""
+    name, _, value = text.partition("=")
+    fields = {f.name: f for f in dataclasses.fields(FitOptions)}
+    if name not in fields or not value:
+        raise SystemExit(f"--set {text}: expected NAME=VALUE with NAME one of {', '.join(fields)}")
+    kind = type(getattr(FitOptions(), name))
+    if kind is bool:
+        return name, value.lower() in ("1", "true", "yes")
+    return name, kind(value)

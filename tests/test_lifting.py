@@ -174,3 +174,28 @@ def test_flip_averaging_is_mirror_equivariant():
     b = lift_root_relative(net, mirrored, cam)
     assert np.abs(data.mirror_joints(b, "h36m17") - a).max() < 1e-5
     assert np.abs(lift_root_relative(net, kp, cam, flip=False) - a).max() > 1e-3
+
+
+def test_time_scale_augmentation_plays_windows_faster_or_slower():
+    from lift3d.lifting.train import WindowSampler
+
+    # A head that moves away from the pelvis at 2 mm/frame: the distance between them in any
+    # window grows by 2 mm per frame times that window's playback rate.
+    rng = np.random.default_rng(0)
+    T = 300
+    inp = np.repeat(rng.normal(0, 0.3, (1, 17, 3)) + [0, -1.0, 0], T, 0)
+    out = np.repeat(rng.normal(0, 0.3, (1, 17, 3)) + [0, -1.0, 0], T, 0)
+    d = out[0, 10] - out[0, 0]
+    out[:, 10] = out[0, 0] + d + np.outer(0.002 * np.arange(T), d / np.linalg.norm(d))
+    sampler = WindowSampler([{"inp": inp, "out": out}])
+
+    def rates(speed):
+        _, Y = sampler.sample(np.random.default_rng(1), 64, 28, noise=0.0, mirror=False, speed=speed)
+        step = np.diff(np.linalg.norm(Y[:, :, 10] - Y[:, :, 0], axis=-1), axis=1) / 0.002  # (n, 27)
+        assert np.allclose(step, step[:, :1], atol=1e-3)  # one rate per window, evenly played
+        return step[:, 0]
+
+    assert np.allclose(rates(1.0), 1.0, atol=1e-3)
+    r = rates(1.4)
+    assert r.min() >= 1 / 1.4 - 1e-3 and r.max() <= 1.4 + 1e-3
+    assert r.min() < 0.85 and r.max() > 1.2  # both slower and faster windows

@@ -4,6 +4,9 @@
     python -m lift3d.lifting.train --data ../shared/data/cmu-mocap --kernel 1 --channels 544 \\
         --out baseline.pt                    # the single-frame baseline of the same size
 
+The shipped weights are several continuations of the first run (``--init``, ``--dropout``,
+``--speed``); docs/BENCHMARKS.md lists each round's command, time and held-out figures.
+
 Split: CMU subject 02 is held out entirely (both formats) for evaluation; subjects 01, 03
 (ASF/AMC and BVH) and 05, 06, 07 (BVH) train. Everything is resampled to 30 fps. Every epoch
 draws new cameras and new detector-like corruption, so the network never sees the same 2D
@@ -85,11 +88,13 @@ class WindowSampler:
         self.p = lengths / lengths.sum()
 
     def sample(self, rng: np.random.Generator, n: int, length: int, noise: float = 1.0,
-               mirror: bool = True, virtual: bool = True) -> tuple[np.ndarray, np.ndarray]:
+               mirror: bool = True, virtual: bool = True, speed: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
         """n random windows of ``length`` frames: (n, L, 17, 3) normalised 2D inputs and
         (n, L, 17, 3) root-relative 3D targets in the virtual camera's axes (``canonicalize``;
-        the real camera's with ``virtual=False``). Each window gets its own random camera."""
-        X, Y, _ = self._draw(rng, n, length, noise, mirror, virtual)
+        the real camera's with ``virtual=False``). Each window gets its own random camera and,
+        with ``speed`` > 1, its own playback rate, log-uniform in [1/speed, speed] (frames
+        interpolated linearly): the same moves done faster or slower."""
+        X, Y, _ = self._draw(rng, n, length, noise, mirror, virtual, speed)
         return X, Y
 
     def sample_labels(self, rng: np.random.Generator, n: int, length: int, noise: float = 1.0,
@@ -103,12 +108,23 @@ class WindowSampler:
         lab[m] = lab[m][..., ::-1]
         return xyc.astype(np.float32), lab
 
-    def _draw(self, rng, n, length, noise, mirror, virtual):
+    def _draw(self, rng, n, length, noise, mirror, virtual, speed=1.0):
         k = rng.choice(len(self.lengths), size=n, p=self.p)
-        off = rng.integers(0, np.maximum(1, self.lengths[k] - length + 1))
+        if speed > 1:
+            rate = np.exp(rng.uniform(-np.log(speed), np.log(speed), n))
+            off = rng.uniform(0, 1, n) * np.maximum(0, self.lengths[k] - 1 - (length - 1) * rate)
+        else:  # whole frames, as before the augmentation existed (same random stream)
+            rate = np.ones(n)
+            off = rng.integers(0, np.maximum(1, self.lengths[k] - length + 1)).astype(np.float64)
         # Short clips repeat their last frame.
-        idx = self.starts[k, None] + np.minimum(off[:, None] + np.arange(length), self.lengths[k, None] - 1)
-        inp, out = self.inp[idx], self.out[idx]  # (n, L, 17, 3)
+        pos = np.minimum(off[:, None] + rate[:, None] * np.arange(length), self.lengths[k, None] - 1)
+        i0 = np.floor(pos).astype(np.int64)
+        a = (pos - i0)[..., None, None]
+        i1 = np.minimum(i0 + 1, self.lengths[k, None] - 1)
+        idx = self.starts[k, None] + np.rint(pos).astype(np.int64)
+        i0, i1 = self.starts[k, None] + i0, self.starts[k, None] + i1
+        inp = (1 - a) * self.inp[i0] + a * self.inp[i1]  # (n, L, 17, 3)
+        out = (1 - a) * self.out[i0] + a * self.out[i1]
         m = (rng.random(n) < 0.5) if mirror else np.zeros(n, dtype=bool)
         if m.any():  # a mirrored person: flip x and swap sides
             inp[m], out[m] = mirror_joints(inp[m], INPUT_FORMAT), mirror_joints(out[m], OUTPUT_FORMAT)
@@ -182,7 +198,7 @@ def train(args: argparse.Namespace) -> None:
         for epoch in range(args.epochs):
             net.train()
             for _ in range(args.steps):
-                X, Y = map(torch.as_tensor, sampler.sample(rng, args.batch, rf + 1))
+                X, Y = map(torch.as_tensor, sampler.sample(rng, args.batch, rf + 1, speed=args.speed))
                 loss = _pairs_loss(net, X, Y, args.w_velocity)
                 opt.zero_grad()
                 loss.backward()
@@ -225,6 +241,8 @@ def main() -> None:
     ap.add_argument("--batch", type=int, default=512, help="windows per step")
     ap.add_argument("--lr", type=float, default=2e-3)
     ap.add_argument("--w-velocity", type=float, default=1.0, help="weight of the velocity error term")
+    ap.add_argument("--speed", type=float, default=1.0,
+                    help="time-scale augmentation: each window played at a rate in [1/speed, speed]")
     ap.add_argument("--init", default=None, help="start from these weights (same architecture)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)

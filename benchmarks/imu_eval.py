@@ -57,7 +57,13 @@ def main() -> None:
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="change a FitOptions field for every fit (repeatable)")
     args = ap.parse_args()
+    overrides = {"w_imu_orientation": args.w_orientation, "w_imu_acceleration": args.w_acceleration,
+                 "w_prior": args.w_prior, "w_imu_prior": args.w_imu_prior, "imu_prior_floor": args.imu_prior_floor}
+    overrides = {k: v for k, v in overrides.items() if v is not None}
     changes = dict(option_value(x) for x in args.set)
+    if overrides.keys() & changes.keys():
+        raise SystemExit(f"set twice (a flag and --set): {', '.join(sorted(overrides.keys() & changes.keys()))}")
+    opts = FitOptions(**overrides, **changes)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(6)
     model = body_models.load("anny")
@@ -86,10 +92,6 @@ def main() -> None:
         imu, _, M_true = synthesize_imu(true_fit, SPARSE6["anny"], seed=int(rng.integers(1 << 30)), model=model)
         target = lift(k2, cam)
         true17 = formats.convert_points(kp_c, names, "coco17")
-        overrides = {"w_imu_orientation": args.w_orientation, "w_imu_acceleration": args.w_acceleration,
-                     "w_prior": args.w_prior, "w_imu_prior": args.w_imu_prior,
-                     "imu_prior_floor": args.imu_prior_floor}
-        opts = FitOptions(**{k: v for k, v in overrides.items() if v is not None}, **changes)
         uncalibrated = dataclasses.replace(imu, calibration=None)
         for name in rows:
             t0 = time.perf_counter()

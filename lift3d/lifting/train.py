@@ -118,13 +118,16 @@ class WindowSampler:
             off = rng.integers(0, np.maximum(1, self.lengths[k] - length + 1)).astype(np.float64)
         # Short clips repeat their last frame.
         pos = np.minimum(off[:, None] + rate[:, None] * np.arange(length), self.lengths[k, None] - 1)
-        i0 = np.floor(pos).astype(np.int64)
-        a = (pos - i0)[..., None, None]
-        i1 = np.minimum(i0 + 1, self.lengths[k, None] - 1)
-        idx = self.starts[k, None] + np.rint(pos).astype(np.int64)
-        i0, i1 = self.starts[k, None] + i0, self.starts[k, None] + i1
-        inp = (1 - a) * self.inp[i0] + a * self.inp[i1]  # (n, L, 17, 3)
-        out = (1 - a) * self.out[i0] + a * self.out[i1]
+        first = self.starts[k, None]
+        idx = first + np.rint(pos).astype(np.int64)  # nearest frame (for per-frame labels)
+        if speed > 1:  # between frames: linear interpolation
+            i0 = np.floor(pos).astype(np.int64)
+            a = (pos - i0)[..., None, None]
+            i0, i1 = first + i0, first + np.minimum(i0 + 1, self.lengths[k, None] - 1)
+            inp = (1 - a) * self.inp[i0] + a * self.inp[i1]  # (n, L, 17, 3)
+            out = (1 - a) * self.out[i0] + a * self.out[i1]
+        else:
+            inp, out = self.inp[idx], self.out[idx]
         m = (rng.random(n) < 0.5) if mirror else np.zeros(n, dtype=bool)
         if m.any():  # a mirrored person: flip x and swap sides
             inp[m], out[m] = mirror_joints(inp[m], INPUT_FORMAT), mirror_joints(out[m], OUTPUT_FORMAT)

@@ -2,6 +2,7 @@
 
     python benchmarks/imu_eval.py --clips 5 --frames 150 --threads 1   # the table in docs/BENCHMARKS.md
     python benchmarks/imu_eval.py --rows 0,1 --no-imu-only --set w_imu_prior=0.1   # a setting tried
+    python benchmarks/imu_eval.py --clips 10 ...   # all six long-enough takes, other windows
 
 Each clip (CMU subject 02, held out from the lifter and the pose prior) is retargeted onto Anny
 with a random shape: that posed body is the truth. A random camera sees it as corrupted
@@ -11,7 +12,8 @@ keypoints (a random half) are hidden (confidence 0). Six IMUs (forearms, shins, 
 with drift, 1 degree orientation noise and 0.2 m/s^2 accelerometer noise.
 
 All fits get the same keypoints and the lifter's 3D target. The IMU fits align the sensors to
-their own vision-only pass (``align_imus``) and refine with them: once with the mountings from
+their own vision-only pass (``align_imus``) and refine with them (sensor orientations, and
+the accelerometers relative to each other: ``losses.imu_relative_acceleration``): once with the mountings from
 an N-pose calibration recording (``IMUData.calibration``, as Xsens and DIP-IMU capture it), once
 with the mountings estimated from the video as well; and once with the N-pose mountings but
 without the IMU-conditional pose prior (``FitOptions.w_imu_prior = 0``: ``fusion.imu_prior``).

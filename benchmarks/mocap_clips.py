@@ -24,6 +24,9 @@ def retargeted_windows(data: str | Path, clips: int, frames: int, rng: np.random
     windows of ``frames`` frames of held-out takes (ASF/AMC), each on a random body shape."""
     seqs = [s for s in load_sequences(Path(data), subjects={HELD_OUT}, progress=False)
             if s["name"].startswith("asfamc") and len(s["inp"]) >= frames]
+    if not seqs:
+        raise SystemExit(f"no ASF/AMC take of CMU subject {HELD_OUT} with {frames} frames under {data} "
+                         "(run from the repository root, or give --data)")
     seqs = [seqs[i] for i in rng.choice(len(seqs), size=min(clips, len(seqs)), replace=False)]
     for seq in seqs:
         start = int(rng.integers(0, len(seq["inp"]) - frames + 1))

@@ -83,6 +83,10 @@ class FitOptions:
     # IMU weights set on benchmarks/imu_eval.py (one camera + 6 IMUs under occlusion).
     w_imu_orientation: float = 30.0    # per unit of ||G - G_imu||_F^2 (1 degree costs 0.037)
     w_imu_acceleration: float = 1e-3   # per (m/s^2)^2
+    # The sensors' accelerations relative to each other (losses.imu_relative_acceleration), per
+    # (m/s^2)^2: free of the monocular depth jitter that swamps the absolute term above. Set on
+    # benchmarks/imu_eval.py (0.03 and 0.1 against 0: docs/BENCHMARKS.md).
+    w_imu_relative_acceleration: float = 0.1
     # The IMU-conditional pose prior (fusion.imu_prior, for the six SPARSE6 sensors): the pull of
     # each joint towards the rotation the sensors imply, per unit of ||R - R_prior||_F^2 / the
     # prior's variance for it, summed over joints, in a frame the camera sees badly; in a
@@ -453,6 +457,9 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
                 loss = loss + opts.w_imu_acceleration * losses.imu_acceleration(
                     out.joints[:, imu_terms["idx"]], imu_terms["force"], imu_terms["gravity"],
                     imu_terms["w"], keypoints.fps)
+            if imu_terms["force"] is not None and opts.w_imu_relative_acceleration > 0:
+                loss = loss + opts.w_imu_relative_acceleration * losses.imu_relative_acceleration(
+                    out.joints[:, imu_terms["idx"]], imu_terms["force"], imu_terms["w"], keypoints.fps)
         if floor:
             feet = kp[:, floor["feet"]]
             loss = loss + opts.w_slide * losses.foot_sliding(feet, floor["contact"])

@@ -165,3 +165,36 @@ def imu_acceleration(points: torch.Tensor, specific_force: torch.Tensor, gravity
     meas = specific_force[1:-1] + (gravity[1:-1, None] if gravity.ndim == 2 else gravity)
     w = weight[2:] * weight[1:-1] * weight[:-2]
     return (w * (acc - meas).square().sum(-1)).sum() / w.sum().clamp(min=1e-6)
+
+
+def imu_relative_acceleration(points: torch.Tensor, specific_force: torch.Tensor, weight: torch.Tensor,
+                              fps: float, window_s: float = 1 / 15) -> torch.Tensor:
+    """Weighted mean squared difference (m/s^2)^2 between the sensor points' accelerations
+    relative to their mean in the fit and the accelerometers' relative to theirs.
+
+    Gravity and the body's own translation are common to every sensor and cancel, so a
+    monocular fit's depth jitter (large beside any limb's acceleration) does not enter: what is
+    left is how the sensed points move about each other, which the unsensed segments between
+    them (thighs, upper arms, spine) and the body's size decide.
+
+    Both sides are the acceleration averaged over +-k frames (k = window_s * fps, at least 1)
+    with triangle weights, which is exactly what the stride-k second difference of positions
+    is: (x[t+k] - 2 x[t] + x[t-k]) / (k dt)^2. At k = 1 the comparison would hinge on how the
+    sensor's stream was filtered down to the frame rate (on real motion at 30 fps that alone
+    is a fifth of the signal); at k = 2 it is a fiftieth.
+
+    Args:
+        points: (T, N, 3) sensor points (metres); specific_force: (T, N, 3) in the fit frame;
+        weight: (T, N) 0 for dropped samples (a window counts only when all its samples are valid).
+    """
+    k = max(1, round(window_s * fps))
+    T = points.shape[0]
+    if T < 2 * k + 1 or points.shape[1] < 2:
+        return points.new_zeros(())
+    acc = (points[2 * k:] - 2 * points[k:-k] + points[:-2 * k]) * (fps / k) ** 2
+    taps = range(-k + 1, k)
+    meas = sum((k - abs(j)) / k**2 * specific_force[k + j:T - k + j] for j in taps)
+    valid = weight.min(1).values  # (T,)
+    w = torch.stack([valid[k + j:T - k + j] for j in range(-k, k + 1)]).min(0).values
+    d = (acc - acc.mean(1, keepdim=True)) - (meas - meas.mean(1, keepdim=True))
+    return (w * d.square().sum((-1, -2))).sum() / (w.sum() * points.shape[1]).clamp(min=1e-6)

@@ -85,7 +85,7 @@ class FitOptions:
     w_imu_acceleration: float = 1e-3   # per (m/s^2)^2
     # The sensors' accelerations relative to each other (losses.imu_relative_acceleration), per
     # (m/s^2)^2: free of the monocular depth jitter that swamps the absolute term above. Set on
-    # benchmarks/imu_eval.py (0.03 and 0.1 against 0: docs/BENCHMARKS.md).
+    # benchmarks/imu_eval.py (0.03-0.3 against 0 on two samples of clips: docs/BENCHMARKS.md).
     w_imu_relative_acceleration: float = 0.1
     # The IMU-conditional pose prior (fusion.imu_prior, for the six SPARSE6 sensors): the pull of
     # each joint towards the rotation the sensors imply, per unit of ||R - R_prior||_F^2 / the

@@ -87,6 +87,10 @@ class FitOptions:
     # (m/s^2)^2: free of the monocular depth jitter that swamps the absolute term above. Set on
     # benchmarks/imu_eval.py (0.03-0.3 against 0 on two samples of clips: docs/BENCHMARKS.md).
     w_imu_relative_acceleration: float = 0.1
+    # In the IMU refinement the 3D target's size may change by up to this (log scale, bounded by a
+    # tanh): the relative accelerations scale with the body, so they and the 2D may correct the
+    # lifter's monocular size; unbounded, the scale ran away on one benchmark clip.
+    imu_target_scale_range: float = 0.15
     # The IMU-conditional pose prior (fusion.imu_prior, for the six SPARSE6 sensors): the pull of
     # each joint towards the rotation the sensors imply, per unit of ||R - R_prior||_F^2 / the
     # prior's variance for it, summed over joints, in a frame the camera sees badly; in a
@@ -416,6 +420,9 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     shape = torch.nn.Parameter(torch.zeros(1, model.num_shape, dtype=dt, device=device) if init is None
                                else as_t(init.shape)[None].clone())
     imu_terms = _imu_targets(imu, as_t, keypoints.fps) if imu is not None else None
+    log_scale = torch.nn.Parameter(torch.zeros((), dtype=dt, device=device))  # the 3D target's, IMU pass only
+    free_scale = (imu_terms is not None and imu_terms["force"] is not None and tgt_t is not None
+                  and opts.imu_target_scale_range > 0 and opts.w_imu_relative_acceleration > 0)
     cond = _imu_prior_terms(model, imu_terms, vis, opts, keypoints.fps) if imu_terms is not None else None
 
     def full_pose() -> torch.Tensor:
@@ -438,7 +445,11 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
             obs = torch.cat([obs_t[..., :2], (obs_t[..., 2] * mask)[..., None]], -1)
         loss = opts.w_2d * losses.reprojection(kp, obs, K_t, sigma)
         if tgt_t is not None:
-            loss = loss + opts.w_3d * losses.root_relative_3d(kp, tgt_t, hips)
+            tgt = tgt_t
+            if free_scale:
+                sc = (opts.imu_target_scale_range * torch.tanh(log_scale)).exp()
+                tgt = torch.cat([tgt_t[..., :3] * sc, tgt_t[..., 3:]], -1)
+            loss = loss + opts.w_3d * losses.root_relative_3d(kp, tgt, hips)
         loss = loss + opts.w_smooth * (losses.acceleration(kp) + losses.acceleration(transl))
         if not only_torso:
             loss = loss + opts.w_pose * losses.rotation_prior(pose[:, body])
@@ -472,6 +483,8 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     stages = [([root6, transl], opts.iters_global, True), ([root6, transl, body6, shape], opts.iters_full, False)]
     if init is not None:  # already placed: no torso-only stage
         stages = stages[1:]
+    if free_scale:
+        stages = [(params + [log_scale], iters, torso_only) for params, iters, torso_only in stages]
     if with_ground:
         stages.append(([root6, transl, body6], opts.iters_ground, False))
     # L-BFGS may evaluate the objective up to 1.25x max_iter times (its max_eval default).

@@ -420,9 +420,11 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     shape = torch.nn.Parameter(torch.zeros(1, model.num_shape, dtype=dt, device=device) if init is None
                                else as_t(init.shape)[None].clone())
     imu_terms = _imu_targets(imu, as_t, keypoints.fps) if imu is not None else None
+    relative_acc = (imu_terms is not None and imu_terms["force"] is not None
+                    and opts.w_imu_relative_acceleration > 0)
+    # The 3D target's size is freed only where the relative accelerations can set it.
+    free_scale = relative_acc and tgt_t is not None and opts.imu_target_scale_range > 0
     log_scale = torch.nn.Parameter(torch.zeros((), dtype=dt, device=device))  # the 3D target's, IMU pass only
-    free_scale = (imu_terms is not None and imu_terms["force"] is not None and tgt_t is not None
-                  and opts.imu_target_scale_range > 0 and opts.w_imu_relative_acceleration > 0)
     cond = _imu_prior_terms(model, imu_terms, vis, opts, keypoints.fps) if imu_terms is not None else None
 
     def full_pose() -> torch.Tensor:
@@ -464,13 +466,13 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
             loss = loss + opts.w_imu_orientation * losses.imu_orientation(seg, imu_terms["rot"], imu_terms["w"])
             if cond is not None:
                 loss = loss + losses.conditional_rotation(pose[:, cond["joints"]], cond["rot"], cond["var"], cond["w"])
+            sensors = out.joints[:, imu_terms["idx"]]  # (T, N, 3) sensor points
             if imu_terms["force"] is not None and opts.w_imu_acceleration > 0:
                 loss = loss + opts.w_imu_acceleration * losses.imu_acceleration(
-                    out.joints[:, imu_terms["idx"]], imu_terms["force"], imu_terms["gravity"],
-                    imu_terms["w"], keypoints.fps)
-            if imu_terms["force"] is not None and opts.w_imu_relative_acceleration > 0:
+                    sensors, imu_terms["force"], imu_terms["gravity"], imu_terms["w"], keypoints.fps)
+            if relative_acc:
                 loss = loss + opts.w_imu_relative_acceleration * losses.imu_relative_acceleration(
-                    out.joints[:, imu_terms["idx"]], imu_terms["force"], imu_terms["w"], keypoints.fps)
+                    sensors, imu_terms["force"], imu_terms["w"], keypoints.fps)
         if floor:
             feet = kp[:, floor["feet"]]
             loss = loss + opts.w_slide * losses.foot_sliding(feet, floor["contact"])

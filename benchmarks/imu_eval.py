@@ -16,7 +16,10 @@ their own vision-only pass (``align_imus``) and refine with them (sensor orienta
 the accelerometers relative to each other: ``losses.imu_relative_acceleration``): once with the mountings from
 an N-pose calibration recording (``IMUData.calibration``, as Xsens and DIP-IMU capture it), once
 with the mountings estimated from the video as well; and once with the N-pose mountings but
-without the IMU-conditional pose prior (``FitOptions.w_imu_prior = 0``: ``fusion.imu_prior``).
+without the IMU-conditional pose prior (``FitOptions.w_imu_prior = 0``: ``fusion.imu_prior``);
+and once with the N-pose mountings but the 2D lifter's target throughout
+(``FitOptions.imu_lifter = False``: the IMU refinement otherwise re-lifts with the sensed bone
+directions, ``lifting.imu_input``).
 Reported: root-relative MPJPE and PA-MPJPE of coco17 joints (mm) over the occluded second and
 over the whole clip; and, for the six IMUs alone (``fusion.imu_fit.fit_imu_only``: no camera,
 the IMU-conditional prior and the mocap GMM fill the unsensed joints), PA-MPJPE (its heading
@@ -72,7 +75,8 @@ def main() -> None:
     names = model.keypoint_names
     rows = {"camera": [], "camera + 6 IMUs (N-pose calibration)": [],
             "camera + 6 IMUs (N-pose calibration, no IMU-conditional prior)": [],
-            "camera + 6 IMUs (mountings from the video)": []}
+            "camera + 6 IMUs (mountings from the video)": [],
+            "camera + 6 IMUs (N-pose calibration, 2D lifter's target)": []}
     if args.rows is not None:
         keep = {int(i) for i in args.rows.split(",")} | {0}
         rows = {k: v for i, (k, v) in enumerate(rows.items()) if i in keep}
@@ -99,6 +103,7 @@ def main() -> None:
             t0 = time.perf_counter()
             use = None if "IMU" not in name else imu if "N-pose" in name else uncalibrated
             o = dataclasses.replace(opts, w_imu_prior=0.0) if "no IMU-conditional" in name else opts
+            o = dataclasses.replace(o, imu_lifter=False) if "2D lifter" in name else o
             fit = fit_body(k2, cam, target, model=model, progress=False, options=o, imu=use)
             sec = time.perf_counter() - t0
             pred = formats.convert_points(fit.keypoints3d(names, model=model), names, "coco17")

@@ -181,14 +181,18 @@ def resample_keypoints(kp: np.ndarray, fps: float, new_fps: float) -> np.ndarray
     return np.where(out[..., 2:] > 0, out, 0.0)
 
 
-def at_training_rate(run, kp: np.ndarray, fps: float, tolerance: float = 0.5) -> np.ndarray:
+def at_training_rate(run, kp: np.ndarray, fps: float, tolerance: float = 0.5,
+                     extra: np.ndarray | None = None) -> np.ndarray:
     """``run`` (a function of (T', ..., J, 3) keypoints at ``TRAIN_FPS`` giving (T', ...)
     values) applied to keypoints at ``fps``: resampled there and back when the rates differ by
     more than ``tolerance`` frames/s, so a 60 fps video gets the temporal context and the motion
-    speeds the networks learned."""
+    speeds the networks learned. ``extra``: (T, ...) per-frame values resampled linearly with
+    the keypoints and passed as ``run``'s second argument."""
+    args = () if extra is None else (extra,)
     if abs(fps - TRAIN_FPS) <= tolerance or len(kp) < 2:
-        return run(kp)
-    return resample_frames(run(resample_keypoints(kp, fps, TRAIN_FPS)), TRAIN_FPS, fps, len(kp))
+        return run(kp, *args)
+    args = tuple(resample_frames(a, fps, TRAIN_FPS) for a in args)
+    return resample_frames(run(resample_keypoints(kp, fps, TRAIN_FPS), *args), TRAIN_FPS, fps, len(kp))
 
 
 def fill_gaps(values: np.ndarray, valid: np.ndarray) -> np.ndarray:

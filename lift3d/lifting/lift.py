@@ -11,10 +11,12 @@ from lift3d import formats
 from lift3d.io_utils import LoadError
 from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, ROOT, at_training_rate, canonical_2d, fill_gaps,
                                  mirror_joints, normalize_2d)
+from lift3d.lifting.imu_input import mirror_directions
 from lift3d.lifting.model import Lifter
 from lift3d.types import Camera, Joints3D, Keypoints2D
 
 WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "lifter.pt"
+IMU_WEIGHTS = WEIGHTS.with_name("lifter_imu.pt")  # the lifter that also sees six sensed bones
 _CACHE: dict[tuple[str, str], Lifter] = {}
 
 
@@ -82,19 +84,28 @@ def _network_input(net: Lifter, kp: np.ndarray, camera: Camera) -> tuple[np.ndar
     return normalize_2d(kp), None
 
 
+def _mirror_input(x: np.ndarray) -> np.ndarray:
+    """The network input of the mirror image: the 17 keypoints, then any sensed bone directions."""
+    J = len(formats.names(INPUT_FORMAT))
+    if x.shape[-2] == J:
+        return mirror_joints(x, INPUT_FORMAT)
+    return np.concatenate([mirror_joints(x[..., :J, :], INPUT_FORMAT), mirror_directions(x[..., J:, :])], -2)
+
+
 def run_network(net: Lifter, x: np.ndarray, flip: bool = True) -> np.ndarray:
-    """(B, T, 17, 3) network input -> (B, T, 17, 3) float64 output, on the network's device.
-    ``flip``: averaged with the output for the mirrored input, mirrored back."""
+    """(B, T, 17 + E, 3) network input -> (B, T, 17, 3) float64 output, on the network's
+    device. ``flip``: averaged with the output for the mirrored input, mirrored back."""
     dev = next(net.parameters()).device
     with torch.no_grad():
         out = net(torch.as_tensor(x, dtype=torch.float32, device=dev)).double().cpu().numpy()
         if flip:
-            xf = torch.as_tensor(mirror_joints(x, INPUT_FORMAT), dtype=torch.float32, device=dev)
+            xf = torch.as_tensor(_mirror_input(x), dtype=torch.float32, device=dev)
             out = 0.5 * (out + mirror_joints(net(xf).double().cpu().numpy(), OUTPUT_FORMAT))
     return out
 
 
-def lift_root_relative(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool = True) -> np.ndarray:
+def lift_root_relative(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool = True,
+                       directions: np.ndarray | None = None) -> np.ndarray:
     """Run the network on (..., T, 17, 3) coco17 pixels + confidence of tracked people.
 
     Returns (..., T, 17, 3) root-relative h36m17 joints in ``camera``'s axes. A network trained
@@ -103,11 +114,18 @@ def lift_root_relative(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool =
     person's viewing ray, which a wrong focal length changes only slightly). ``flip`` also
     lifts the mirrored input and averages it, mirrored back, with the direct output (the
     network was trained on mirrored people too; held out: -1.2 mm MPJPE, -15% acceleration
-    error with noisy 2D, at twice the cost; docs/BENCHMARKS.md).
+    error with noisy 2D, at twice the cost; docs/BENCHMARKS.md). ``directions``: (..., T, 6, 3)
+    sensed bone directions in ``camera``'s axes for an IMU lifter (``lifting.imu_input``).
     """
     kp = np.asarray(kp, dtype=np.float64)
     shape = kp.shape
     x, R = _network_input(net, kp.reshape((-1,) + shape[-3:]), camera)
+    extra = net.config.get("extra_inputs", 0)
+    if extra:
+        if directions is None or R is None:
+            raise ValueError("an IMU lifter needs the sensed bone directions and a virtual-view network")
+        d = np.asarray(directions, dtype=np.float64).reshape(x.shape[:-2] + (extra, 3))
+        x = np.concatenate([x, np.einsum("...ij,...kj->...ki", R, d)], -2)  # into the virtual axes
     # The "box" weights' output axes are the real camera's, which the mirror does not map.
     rel = run_network(net, x, flip and R is not None)
     if R is not None:
@@ -117,7 +135,8 @@ def lift_root_relative(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool =
 
 
 def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | None = None,
-         device: str | torch.device = "cpu", flip: bool = True) -> Joints3D:
+         device: str | torch.device = "cpu", flip: bool = True,
+         bone_directions: np.ndarray | None = None) -> Joints3D:
     """Lift every tracked person's 2D keypoints to 3D h36m17 joints.
 
     Args:
@@ -129,16 +148,27 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
         net: a Lifter; the shipped one by default.
         device: torch device.
         flip: average with the lifted mirror image (see ``lift_root_relative``).
+        bone_directions: (T, P, 6, 3) directions of the bones six body-worn IMUs ride on
+            (``lifting.imu_input.SENSOR_BONES``), in the camera's axes, zero where a person or
+            sensor has none: then the IMU lifter (``IMU_WEIGHTS``) is the default network.
     Returns:
         Joints3D (T, P, 17, 3), format h36m17, frame "camera"; confidence 0 on frames where the
         person was not detected at all, 0.25 + 0.75 x the detector's confidence of the joint(s)
         each output joint is made from otherwise.
     """
-    net = net or load_lifter(device=device)
+    net = net or load_lifter(IMU_WEIGHTS if bone_directions is not None else None, device=device)
     kp = formats.convert(keypoints2d.data, keypoints2d.format, INPUT_FORMAT)  # (T, P, 17, 3)
     cam = camera or Camera.from_fov(*keypoints2d.image_size)
-    run = lambda k: lift_root_relative(net, k.transpose(1, 0, 2, 3), cam, flip).transpose(1, 0, 2, 3)  # noqa: E731
-    rel = at_training_rate(run, kp, keypoints2d.fps).transpose(1, 0, 2, 3)  # (P, T, 17, 3)
+    if bone_directions is None:
+        def run(k):
+            return lift_root_relative(net, k.transpose(1, 0, 2, 3), cam, flip).transpose(1, 0, 2, 3)
+        rel = at_training_rate(run, kp, keypoints2d.fps)
+    else:
+        def run(k, d):
+            return lift_root_relative(net, k.transpose(1, 0, 2, 3), cam, flip,
+                                      d.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
+        rel = at_training_rate(run, kp, keypoints2d.fps, extra=np.asarray(bone_directions, dtype=np.float64))
+    rel = rel.transpose(1, 0, 2, 3)  # (P, T, 17, 3)
     P = kp.shape[1]
     seen = (kp[..., 2] > 0).any(-1).T  # (P, T)
     # A joint the detector missed is the network's guess from context: it keeps a quarter of

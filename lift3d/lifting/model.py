@@ -6,7 +6,9 @@ root-relative 3D joints in metres, in camera axes (OpenCV: x right, y down, z fo
 
 Dilations 1, 3, 9 with kernel 3 give a receptive field of 27 frames. The sequence is padded
 by repeating its first and last frames, so any length (even 1 frame) gives one output a frame.
-With ``kernel=1`` the same stack is the single-frame baseline of the same size.
+With ``kernel=1`` the same stack is the single-frame baseline of the same size. With
+``extra_inputs`` > 0 each frame also carries that many 3-vectors after the joints (the IMU
+lifter's sensed bone directions, ``lifting.imu_input``).
 """
 from __future__ import annotations
 
@@ -47,15 +49,17 @@ class Lifter(nn.Module):
         view: the input normalisation it was trained with: "virtual" (``data.canonicalize``,
             output in the virtual camera's axes) or "box" (``data.normalize_2d`` only, output in
             the real camera's axes; the first shipped weights).
+        extra_inputs: 3-vectors per frame after the J keypoints (0 for 2D alone).
     """
 
     def __init__(self, num_joints: int = 17, channels: int = 384, kernel: int = 3,
-                 dilations: tuple[int, ...] = (3, 9), dropout: float = 0.2, view: str = "virtual") -> None:
+                 dilations: tuple[int, ...] = (3, 9), dropout: float = 0.2, view: str = "virtual",
+                 extra_inputs: int = 0) -> None:
         super().__init__()
         self.num_joints = num_joints
         self.config = {"num_joints": num_joints, "channels": channels, "kernel": kernel,
-                       "dilations": list(dilations), "dropout": dropout, "view": view}
-        self.expand = nn.Conv1d(3 * num_joints, channels, kernel, bias=False)
+                       "dilations": list(dilations), "dropout": dropout, "view": view, "extra_inputs": extra_inputs}
+        self.expand = nn.Conv1d(3 * (num_joints + extra_inputs), channels, kernel, bias=False)
         self.bn = nn.BatchNorm1d(channels, momentum=0.1)
         self.drop = nn.Dropout(dropout)
         self.blocks = nn.ModuleList(TemporalBlock(channels, kernel, d, dropout) for d in dilations)
@@ -67,7 +71,7 @@ class Lifter(nn.Module):
         return 2 * self.pad + 1
 
     def forward_valid(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, L, J, 3) inputs -> (B, L - receptive_field + 1, J, 3): outputs only where the
+        """(B, L, J + E, 3) inputs -> (B, L - receptive_field + 1, J, 3): outputs only where the
         whole receptive field lies inside the input (used in training)."""
         B, L = x.shape[:2]
         h = x.reshape(B, L, -1).transpose(1, 2)
@@ -78,7 +82,7 @@ class Lifter(nn.Module):
         return out.reshape(B, out.shape[1], self.num_joints, 3)
 
     def forward_center(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, receptive_field, J, 3) inputs -> (B, J, 3): the output at each window's centre.
+        """(B, receptive_field, J + E, 3) inputs -> (B, J, 3): the output at each window's centre.
 
         Computes only the frames that output needs: with dilations kernel^1, kernel^2, ...,
         every layer can run at stride ``kernel`` on the previous layer's needed outputs (the
@@ -99,7 +103,8 @@ class Lifter(nn.Module):
         return self.head(h)[:, :, 0].reshape(B, self.num_joints, 3)
 
     def forward(self, x: torch.Tensor) -> torch.Tensor:
-        """(B, T, J, 3) normalised 2D + confidence -> (B, T, J, 3) root-relative 3D, any T >= 1."""
+        """(B, T, J + E, 3) normalised 2D + confidence (then the E extra inputs) -> (B, T, J, 3)
+        root-relative 3D, any T >= 1."""
         if self.pad:
             first = x[:, :1].expand(-1, self.pad, -1, -1)
             last = x[:, -1:].expand(-1, self.pad, -1, -1)

@@ -3,6 +3,8 @@
     python -m lift3d.lifting.train --data ../shared/data/cmu-mocap --out lift3d/data/lifter.pt
     python -m lift3d.lifting.train --data ../shared/data/cmu-mocap --kernel 1 --channels 544 \\
         --out baseline.pt                    # the single-frame baseline of the same size
+    python -m lift3d.lifting.train --init lift3d/data/lifter.pt --imu --occlude 0.5 \
+        --out lift3d/data/lifter_imu.pt      # the IMU lifter (also sees six sensed bones)
 
 The shipped weights are several continuations of the first run (``--init``, ``--dropout``,
 ``--speed``); docs/BENCHMARKS.md lists each round's command, time and held-out figures.
@@ -26,6 +28,7 @@ from tqdm.auto import tqdm
 from lift3d.io_utils import atomic_path
 from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, ROOT, canonicalize, corrupt, mirror_joints,
                                  normalize_2d, sample_cameras)
+from lift3d.lifting.imu_input import NUM_SENSORS, bone_directions, sensor_like
 from lift3d.lifting.model import Lifter
 
 HELD_OUT = "02"
@@ -88,13 +91,16 @@ class WindowSampler:
         self.p = lengths / lengths.sum()
 
     def sample(self, rng: np.random.Generator, n: int, length: int, noise: float = 1.0,
-               mirror: bool = True, virtual: bool = True, speed: float = 1.0) -> tuple[np.ndarray, np.ndarray]:
+               mirror: bool = True, virtual: bool = True, speed: float = 1.0,
+               occlude: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """n random windows of ``length`` frames: (n, L, 17, 3) normalised 2D inputs and
         (n, L, 17, 3) root-relative 3D targets in the virtual camera's axes (``canonicalize``;
         the real camera's with ``virtual=False``). Each window gets its own random camera and,
         with ``speed`` > 1, its own playback rate, log-uniform in [1/speed, speed] (frames
-        interpolated linearly): the same moves done faster or slower."""
-        X, Y, _ = self._draw(rng, n, length, noise, mirror, virtual, speed)
+        interpolated linearly): the same moves done faster or slower. ``occlude``: the fraction
+        of windows in which a random 30-60% of the joints are hidden over a random span (a
+        person half behind something, as ``benchmarks/imu_eval.py`` hides them)."""
+        X, Y, _ = self._draw(rng, n, length, noise, mirror, virtual, speed, occlude)
         return X, Y
 
     def sample_labels(self, rng: np.random.Generator, n: int, length: int, noise: float = 1.0,
@@ -108,7 +114,7 @@ class WindowSampler:
         lab[m] = lab[m][..., ::-1]
         return xyc.astype(np.float32), lab
 
-    def _draw(self, rng, n, length, noise, mirror, virtual, speed=1.0):
+    def _draw(self, rng, n, length, noise, mirror, virtual, speed=1.0, occlude=0.0):
         k = rng.choice(len(self.lengths), size=n, p=self.p)
         if speed > 1:
             rate = np.exp(rng.uniform(-np.log(speed), np.log(speed), n))
@@ -138,6 +144,8 @@ class WindowSampler:
         xy = cam_in[..., :2] / np.where(np.abs(cam_in[..., 2:]) < 1e-9, 1e-9, cam_in[..., 2:])
         uv = xy * f[:, None, None] + c[:, None, None]
         kp = corrupt(rng, uv, cam_in[..., 2], size, noise)
+        if occlude > 0:
+            kp[..., 2] *= ~_occlusions(rng, n, length, kp.shape[-2], occlude)
         Y = cam_out - cam_out[:, :, ROOT:ROOT + 1]
         xyc = np.concatenate([(kp[..., :2] - c[:, None, None]) / f[:, None, None], kp[..., 2:]], -1)
         xyc = np.where(kp[..., 2:] > 0, xyc, 0.0)
@@ -147,6 +155,18 @@ class WindowSampler:
         else:
             X = normalize_2d(kp)
         return X.astype(np.float32), Y.astype(np.float32), (idx, m, xyc)
+
+
+def _occlusions(rng: np.random.Generator, n: int, length: int, J: int, rate: float) -> np.ndarray:
+    """(n, L, J) bool: in a ``rate`` fraction of windows, 30-60% of the joints hidden over one
+    random span of 5 frames to the whole window."""
+    hide = np.zeros((n, length, J), dtype=bool)
+    for i in np.flatnonzero(rng.random(n) < rate):
+        span = int(rng.integers(min(5, length), length + 1))
+        t0 = int(rng.integers(0, length - span + 1))
+        joints = rng.choice(J, size=int(rng.uniform(0.3, 0.6) * J), replace=False)
+        hide[i, t0:t0 + span, joints] = True
+    return hide
 
 
 def mpjpe(pred: torch.Tensor, target: torch.Tensor) -> torch.Tensor:
@@ -175,23 +195,48 @@ def prepare(args: argparse.Namespace) -> tuple[np.random.Generator, list[dict], 
             load_sequences(root, subjects={HELD_OUT}))
 
 
+def grow_inputs(config: dict, state: dict, extra: int) -> tuple[dict, dict]:
+    """A saved lifter's config and weights with at least ``extra`` extra inputs per frame: new
+    inputs enter the first layer with zero weight, so the grown network starts out computing
+    exactly what the saved one did (how the IMU lifter starts from the 2D lifter)."""
+    config, state = dict(config), dict(state)
+    before = config.get("extra_inputs", 0)
+    if extra > before:
+        w = state["expand.weight"]  # (channels, 3 * inputs, kernel): joint-major, extras last
+        state["expand.weight"] = torch.cat([w, w.new_zeros(w.shape[0], 3 * (extra - before), w.shape[2])], 1)
+        config["extra_inputs"] = extra
+    return config, state
+
+
 def train(args: argparse.Namespace) -> None:
     rng, seqs, val_seqs = prepare(args)
     frames = sum(len(s["inp"]) for s in seqs)
     print(f"train: {len(seqs)} sequences, {frames} frames at 30 fps; held-out subject {HELD_OUT}: "
           f"{len(val_seqs)} sequences")
-    net = Lifter(channels=args.channels, kernel=args.kernel, dropout=0.2 if args.dropout is None else args.dropout)
+    extra = NUM_SENSORS if args.imu else 0
+    net = Lifter(channels=args.channels, kernel=args.kernel, dropout=0.2 if args.dropout is None else args.dropout,
+                 extra_inputs=extra)
     if args.init:  # continue from saved weights with a fresh learning-rate cycle
         ckpt = torch.load(args.init, map_location="cpu", weights_only=True)
         config = dict(ckpt["config"])
         if args.dropout is not None:  # the network underfits: a continuation may lower it
             config["dropout"] = args.dropout
+        config, state = grow_inputs(config, {k: v.float() for k, v in ckpt["state_dict"].items()}, extra)
         net = Lifter(**config)
-        net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()})
+        net.load_state_dict(state)
     rf = net.receptive_field
-    print(f"receptive field {rf} frames, {sum(p.numel() for p in net.parameters()):,} parameters")
+    print(f"receptive field {rf} frames, {sum(p.numel() for p in net.parameters()):,} parameters"
+          + (f", {net.config['extra_inputs']} sensed bone directions" if net.config["extra_inputs"] else ""))
     sampler = WindowSampler(seqs)
-    Xv, Yv = map(torch.as_tensor, WindowSampler(val_seqs).sample(np.random.default_rng(123), 2048, rf + 1))
+    with_imu = net.config["extra_inputs"] > 0
+
+    def batch(smp: WindowSampler, r: np.random.Generator, n: int, speed: float = 1.0):
+        X, Y = smp.sample(r, n, rf + 1, speed=speed, occlude=args.occlude)
+        if with_imu:  # the sensed bones' directions, from the targets in the same virtual axes
+            X = np.concatenate([X, sensor_like(r, bone_directions(Y)).astype(np.float32)], 2)
+        return torch.as_tensor(X), torch.as_tensor(Y)
+
+    Xv, Yv = batch(WindowSampler(val_seqs), np.random.default_rng(123), 2048)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * args.steps
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.05)
@@ -201,7 +246,7 @@ def train(args: argparse.Namespace) -> None:
         for epoch in range(args.epochs):
             net.train()
             for _ in range(args.steps):
-                X, Y = map(torch.as_tensor, sampler.sample(rng, args.batch, rf + 1, speed=args.speed))
+                X, Y = batch(sampler, rng, args.batch, args.speed)
                 loss = _pairs_loss(net, X, Y, args.w_velocity)
                 opt.zero_grad()
                 loss.backward()
@@ -246,7 +291,12 @@ def main() -> None:
     ap.add_argument("--w-velocity", type=float, default=1.0, help="weight of the velocity error term")
     ap.add_argument("--speed", type=float, default=1.0,
                     help="time-scale augmentation: each window played at a rate in [1/speed, speed]")
-    ap.add_argument("--init", default=None, help="start from these weights (same architecture)")
+    ap.add_argument("--occlude", type=float, default=0.0,
+                    help="fraction of windows with a random 30-60%% of the joints hidden over a span")
+    ap.add_argument("--imu", action="store_true",
+                    help="the IMU lifter: also sees the six sensed bone directions (lifting.imu_input)")
+    ap.add_argument("--init", default=None, help="start from these weights (same architecture, or a 2D "
+                    "lifter to grow into the IMU lifter with --imu)")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     train(ap.parse_args())

@@ -3,7 +3,7 @@
     python -m lift3d.lifting.train --data ../shared/data/cmu-mocap --out lift3d/data/lifter.pt
     python -m lift3d.lifting.train --data ../shared/data/cmu-mocap --kernel 1 --channels 544 \\
         --out baseline.pt                    # the single-frame baseline of the same size
-    python -m lift3d.lifting.train --init lift3d/data/lifter.pt --imu --occlude 0.5 \
+    python -m lift3d.lifting.train --init lift3d/data/lifter.pt --imu --occlude 0.5 \\
         --out lift3d/data/lifter_imu.pt      # the IMU lifter (also sees six sensed bones)
 
 The shipped weights are several continuations of the first run (``--init``, ``--dropout``,

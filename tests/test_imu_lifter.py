@@ -8,6 +8,7 @@ from lift3d.lifting import data
 from lift3d.lifting.imu_input import NUM_SENSORS, bone_directions, mirror_directions, sensor_like
 from lift3d.lifting.lift import IMU_WEIGHTS, WEIGHTS, lift_root_relative, load_lifter
 from lift3d.lifting.model import Lifter
+from lift3d.types import Camera
 from lift3d.lifting.train import grow_inputs
 
 
@@ -50,9 +51,8 @@ def test_fit_reads_limb_directions_from_the_sensors(anny, shared_data):
     (a held-out take retargeted onto Anny) with the true alignment, against the posed body's
     own bones: limbs and pelvis within a few degrees (1 degree of sensor noise)."""
     import lift3d
-    from lift3d.fitting.fit import sensed_bone_directions
     from lift3d.fitting.retarget import retarget
-    from lift3d.fusion.imu import IMUAlignment, synthesize_imu
+    from lift3d.fusion.imu import IMUAlignment, sensed_bone_directions, synthesize_imu
     from lift3d.lifting.train import load_sequences
 
     seq = next(s for s in load_sequences(shared_data / "cmu-mocap", subjects={"02"}, progress=False)
@@ -117,3 +117,22 @@ def test_imu_lifter_places_hidden_limbs_on_a_held_out_clip(shared_data):
           f"frames seen whole: {whole[0]:.1f} / {whole[1]:.1f} mm")
     assert occluded[0] < 0.75 * occluded[1]
     assert whole[0] < whole[1] + 2.0
+
+
+def test_imu_lifter_flip_is_mirror_equivariant_and_needs_its_inputs():
+    """Mirroring the 2D and the sensed directions together mirrors the IMU lifter's output
+    exactly (flip averaging); without directions it refuses, and a 2D lifter refuses them."""
+    net = _imu_weights_or_skip()
+    cam = Camera.from_fov(640, 480)
+    rng = np.random.default_rng(8)
+    kp = np.concatenate([rng.uniform(200, 440, (12, 17, 2)), rng.uniform(0.5, 1.0, (12, 17, 1))], -1)
+    dirs = bone_directions(rng.normal(size=(12, 17, 3)))
+    mirrored = data.mirror_joints(kp, "coco17") + [2 * cam.K[0, 2], 0, 0]  # u -> 2 cx - u, sides swapped
+    flipped_dirs = mirror_directions(dirs)  # x negated, sides swapped, as for the joints
+    a = lift_root_relative(net, kp, cam, directions=dirs)
+    b = lift_root_relative(net, mirrored, cam, directions=flipped_dirs)
+    assert np.abs(data.mirror_joints(b, "h36m17") - a).max() < 1e-5
+    with pytest.raises(ValueError, match="directions"):
+        lift_root_relative(net, kp, cam)
+    with pytest.raises(ValueError, match="directions"):
+        lift_root_relative(load_lifter(WEIGHTS), kp, cam, directions=dirs)

@@ -101,7 +101,7 @@ class FitOptions:
     w_imu_prior: float = 0.05
     imu_prior_floor: float = 0.1
     # The IMU refinement's 3D target from the IMU lifter (lifting.lift.IMU_WEIGHTS), which also
-    # sees the six sensed bones' directions (from the sensors, the alignment and the first fit),
+    # sees the six sensed bones' directions (from the sensors and their alignment),
     # instead of the 3D target given: it knows from its temporal context and the sensors where
     # hidden limbs are, which the per-frame terms above do not; its target keeps full weight
     # where the camera sees little (benchmarks/imu_eval.py).
@@ -304,7 +304,8 @@ def to_world(fit: BodyFit, plane: ground.GroundPlane, model: body_models.BodyMod
 
 def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, masks, imu, alignment, first):
     """Align the IMUs to the vision-only fit ``first`` (unless given) and fit again with them."""
-    from lift3d.fusion.imu import align_imus, mountings_from_calibration, segment_rotations
+    from lift3d.fusion.imu import (align_imus, mountings_from_calibration, segment_rotations,
+                                   sensed_bone_directions)
 
     missing = [s for s in imu.segments if s not in model.joint_names]
     if missing:
@@ -327,34 +328,6 @@ def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, ma
             opts = dataclasses.replace(opts, target_trust_power=0.0)
     return _fit_person(model, keypoints, 0, cam, joints3d, opts, device, progress, masks,
                        imu=(imu, alignment, idx), init=first)
-
-
-def sensed_bone_directions(model, imu, alignment) -> np.ndarray | None:
-    """(T, 6, 3) directions of the IMU lifter's bones (``lifting.imu_input.SENSOR_BONES``) in the
-    fit's (camera) axes, from the rotations the sensors measure (Q^T R M^T): each bone's
-    direction in the model's rest pose, in its sensed segment's frame, turned by that rotation.
-    This takes the bone as rigid with its segment up to twist (Anny's forearm and shin are two
-    twist bones each, the sensor on the second). Zero for a missing sensor or sample; None
-    when none of the six ``fusion.imu.SPARSE6`` segments is sensed."""
-    from lift3d.fusion.imu import SPARSE6, segment_rotations
-    from lift3d.lifting.imu_input import BONE_INDICES
-
-    six = SPARSE6["anny" if model.name == "anny" else "smpl"]
-    have = {k: imu.segments.index(s) for k, s in enumerate(six) if s in imu.segments}
-    if not have:
-        return None
-    with torch.no_grad():
-        rest = model(model.rest_pose(1), vertices=False)
-    joints = formats.convert_points(rest.keypoints[0].double().cpu().numpy(), model.keypoint_names, "h36m17")
-    bone = joints[BONE_INDICES[:, 1]] - joints[BONE_INDICES[:, 0]]  # (6, 3) rest-pose bones
-    seg = segment_rotations(model.rest_pose(1).double().cpu().numpy(), model.parents,
-                            [model.joint_names.index(s) for s in six])[0]  # (6, 3, 3) rest segments
-    local = np.einsum("kji,kj->ki", seg, bone / np.linalg.norm(bone, axis=-1, keepdims=True))
-    rot = alignment.Q.transpose(0, 2, 1)[:, None] @ imu.orientation @ alignment.M[None].transpose(0, 1, 3, 2)
-    dirs = np.zeros((imu.num_frames, len(six), 3))
-    for k, n in have.items():
-        dirs[:, k] = (rot[:, n] @ local[k]) * (imu.valid[:, n, None] > 0)
-    return dirs
 
 
 def _imu_targets(imu, as_t, fps: float) -> dict:

@@ -212,6 +212,34 @@ def segment_rotations(pose: np.ndarray | torch.Tensor, parents: list[int], joint
     return out if as_torch else out.numpy()
 
 
+def sensed_bone_directions(model, imu: "IMUData", alignment: "IMUAlignment") -> np.ndarray | None:
+    """(T, 6, 3) directions of the IMU lifter's bones (``lifting.imu_input.SENSOR_BONES``) in the
+    fit's (camera) axes, from the rotations the sensors measure (Q^T R M^T): each bone's
+    direction in the model's rest pose, in its sensed segment's frame, turned by that rotation.
+    This takes the bone as rigid with its segment up to twist (Anny's forearm and shin are two
+    twist bones each, the sensor on the second). Zero for a missing sensor or sample; None
+    when none of the six ``fusion.imu.SPARSE6`` segments is sensed."""
+    from lift3d import formats
+    from lift3d.lifting.imu_input import BONE_INDICES
+
+    six = SPARSE6["anny" if model.name == "anny" else "smpl"]
+    have = {k: imu.segments.index(s) for k, s in enumerate(six) if s in imu.segments}
+    if not have:
+        return None
+    with torch.no_grad():
+        rest = model(model.rest_pose(1), vertices=False)
+    joints = formats.convert_points(rest.keypoints[0].double().cpu().numpy(), model.keypoint_names, "h36m17")
+    bone = joints[BONE_INDICES[:, 1]] - joints[BONE_INDICES[:, 0]]  # (6, 3) rest-pose bones
+    seg = segment_rotations(model.rest_pose(1).double().cpu().numpy(), model.parents,
+                            [model.joint_names.index(s) for s in six])[0]  # (6, 3, 3) rest segments
+    local = np.einsum("kji,kj->ki", seg, bone / np.linalg.norm(bone, axis=-1, keepdims=True))
+    rot = alignment.Q.transpose(0, 2, 1)[:, None] @ imu.orientation @ alignment.M[None].transpose(0, 1, 3, 2)
+    dirs = np.zeros((imu.num_frames, len(six), 3))
+    for k, n in have.items():
+        dirs[:, k] = (rot[:, n] @ local[k]) * (imu.valid[:, n, None] > 0)
+    return dirs
+
+
 def synthesize_imu(fit, segments: list[str] | None = None, person: int = 0, seed: int = 0,
                    heading_drift_deg_per_min: float = 10.0, orientation_noise_deg: float = 1.0,
                    acceleration_noise: float = 0.2, model=None) -> tuple[IMUData, np.ndarray, np.ndarray]:

@@ -121,6 +121,8 @@ def lift_root_relative(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool =
     shape = kp.shape
     x, R = _network_input(net, kp.reshape((-1,) + shape[-3:]), camera)
     extra = net.config.get("extra_inputs", 0)
+    if directions is not None and not extra:
+        raise ValueError("sensed bone directions need the IMU lifter (IMU_WEIGHTS), not a 2D lifter")
     if extra:
         if directions is None or R is None:
             raise ValueError("an IMU lifter needs the sensed bone directions and a virtual-view network")

@@ -25,6 +25,7 @@ SENSOR_BONES: tuple[tuple[str, str], ...] = (
 )
 NUM_SENSORS = len(SENSOR_BONES)
 _NAMES = formats.names(OUTPUT_FORMAT)
+# (6, 2): each bone's two h36m17 joints, from -> to.
 BONE_INDICES = np.array([[_NAMES.index(a), _NAMES.index(b)] for a, b in SENSOR_BONES])
 
 

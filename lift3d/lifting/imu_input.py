@@ -14,6 +14,8 @@ Order: ``SENSOR_BONES``, the order of ``fusion.imu.SPARSE6`` (forearms, shins, h
 from __future__ import annotations
 
 import numpy as np
+import roma
+import torch
 
 from lift3d import formats
 from lift3d.lifting.data import OUTPUT_FORMAT
@@ -61,14 +63,11 @@ def mirror_directions(d: np.ndarray) -> np.ndarray:
 
 
 def _random_rotations(rng: np.random.Generator, shape: tuple, sigma_deg: np.ndarray | float) -> np.ndarray:
-    """(*shape, 3, 3) rotations about random axes by N(0, sigma) degrees (Rodrigues)."""
+    """(*shape, 3, 3) rotations about random axes by N(0, sigma) degrees."""
     axis = rng.normal(size=shape + (3,))
     axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
-    angle = np.radians(rng.normal(size=shape) * sigma_deg)[..., None, None]
-    K = np.zeros(shape + (3, 3))
-    K[..., 0, 1], K[..., 0, 2], K[..., 1, 2] = -axis[..., 2], axis[..., 1], -axis[..., 0]
-    K = K - np.swapaxes(K, -1, -2)
-    return np.eye(3) + np.sin(angle) * K + (1 - np.cos(angle)) * K @ K
+    angle = np.radians(rng.normal(size=shape) * sigma_deg)[..., None]
+    return roma.rotvec_to_rotmat(torch.as_tensor(axis * angle)).numpy()
 
 
 def sensor_like(rng: np.random.Generator, d: np.ndarray, frame_deg: float = 4.0, bias_deg: float = 4.0,

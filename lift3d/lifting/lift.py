@@ -11,7 +11,7 @@ from lift3d import formats
 from lift3d.io_utils import LoadError
 from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, ROOT, at_training_rate, canonical_2d, fill_gaps,
                                  mirror_joints, normalize_2d)
-from lift3d.lifting.imu_input import mirror_directions
+from lift3d.lifting.imu_input import NUM_SENSORS, mirror_directions
 from lift3d.lifting.model import Lifter
 from lift3d.types import Camera, Joints3D, Keypoints2D
 
@@ -161,16 +161,17 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
     net = net or load_lifter(IMU_WEIGHTS if bone_directions is not None else None, device=device)
     kp = formats.convert(keypoints2d.data, keypoints2d.format, INPUT_FORMAT)  # (T, P, 17, 3)
     cam = camera or Camera.from_fov(*keypoints2d.image_size)
-    if bone_directions is None:
-        def run(k):
-            return lift_root_relative(net, k.transpose(1, 0, 2, 3), cam, flip).transpose(1, 0, 2, 3)
-        rel = at_training_rate(run, kp, keypoints2d.fps)
-    else:
-        def run(k, d):
-            return lift_root_relative(net, k.transpose(1, 0, 2, 3), cam, flip,
-                                      d.transpose(1, 0, 2, 3)).transpose(1, 0, 2, 3)
-        rel = at_training_rate(run, kp, keypoints2d.fps, extra=np.asarray(bone_directions, dtype=np.float64))
-    rel = rel.transpose(1, 0, 2, 3)  # (P, T, 17, 3)
+    if bone_directions is not None:
+        bone_directions = np.asarray(bone_directions, dtype=np.float64)
+        if bone_directions.shape != kp.shape[:2] + (NUM_SENSORS, 3):
+            raise ValueError(f"bone_directions of shape {bone_directions.shape} for {kp.shape[0]} frames of "
+                             f"{kp.shape[1]} people: expected (T, P, 6, 3)")
+
+    def run(k, d=None):  # (T, P, ...) -> (P, T, ...) for the network, and back
+        d = None if d is None else d.transpose(1, 0, 2, 3)
+        return lift_root_relative(net, k.transpose(1, 0, 2, 3), cam, flip, d).transpose(1, 0, 2, 3)
+
+    rel = at_training_rate(run, kp, keypoints2d.fps, extra=bone_directions).transpose(1, 0, 2, 3)  # (P, T, 17, 3)
     P = kp.shape[1]
     seen = (kp[..., 2] > 0).any(-1).T  # (P, T)
     # A joint the detector missed is the network's guess from context: it keeps a quarter of

@@ -36,10 +36,24 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--device", default="cpu", help="torch device for fitting (cpu, cuda)")
     p.add_argument("--imu", type=Path, help="body-worn IMUs of the person (npz or CSV, see lift3d/fusion/imu.py), "
                                             "recorded from the video's first frame")
+    p.add_argument("--camera-up", type=_vector3, metavar="X,Y,Z",
+                   help="with --imu: the world's up direction in the camera's axes (x right, y down, z forward) "
+                        "when known, e.g. 0,-1,0 for a levelled camera or a phone's gravity reading; "
+                        "the IMUs' tilt then comes from it instead of from the video")
     p.add_argument("--export", default="bvh,fbx,glb",
                    help="animation files to write, comma-separated from bvh, fbx, glb, gltf ('' for none; default bvh,fbx,glb)")
     _add_naming_arg(p)
     p.add_argument("-q", "--quiet", action="store_true", help="no progress bars")
+
+
+def _vector3(text: str) -> np.ndarray:
+    try:
+        v = np.array([float(x) for x in text.split(",")])
+    except ValueError:
+        v = np.zeros(0)
+    if v.shape != (3,) or not np.isfinite(v).all() or np.linalg.norm(v) == 0:
+        raise argparse.ArgumentTypeError(f"expected three numbers X,Y,Z not all zero, got {text!r}")
+    return v
 
 
 def _add_naming_arg(p: argparse.ArgumentParser) -> None:
@@ -59,7 +73,7 @@ def _run(args: argparse.Namespace) -> int:
                       model_kwargs=kwargs, fit_options=opts, mesh_stride=args.mesh_stride,
                       preview=not args.no_preview, progress=not args.quiet, device=args.device,
                       target=args.target, exports=_export_list(args.export), naming=args.naming,
-                      imu=args.imu)
+                      imu=args.imu, camera_up=args.camera_up)
     _summary(res)
     return 0
 

@@ -50,6 +50,7 @@ def reconstruct(
     exports: tuple[str, ...] = ("bvh", "fbx", "glb"),
     naming: str = "model",
     imu=None,
+    camera_up=None,
 ) -> Reconstruction:
     """Reconstruct animated 3D bodies from an image, a video or a folder of frames.
 
@@ -79,6 +80,9 @@ def reconstruct(
         naming: bone names in the animation files: "model", "mixamo", "unity" or "ue".
         imu: body-worn IMUs of the first person (``lift3d.fusion.imu.IMUData`` or a path to its
             npz/CSV file), starting with the video; resampled to the video's frames.
+        camera_up: (3,) the world's up direction in the camera's axes when it is known (e.g.
+            (0, -1, 0) for a levelled camera): with ``imu``, the IMU world's tilt comes from it
+            (``fit_body(camera_up=)``).
     Raises:
         Lift3DError (or its LoadError) with a one-line message on bad input.
     """
@@ -124,7 +128,7 @@ def reconstruct(
                               f"the video ({(kp.num_frames - 1) / kp.fps:.2f} s)")
         imu = imu.resampled(kp.fps, kp.num_frames)
     fit = fit_body(kp, cam, joints3d, model=body, model_kwargs=model_kwargs, options=fit_options,
-                   device=device, progress=progress, world="auto", imu=imu)
+                   device=device, progress=progress, world="auto", imu=imu, camera_up=camera_up)
     files["fit"] = out / "fit.npz"
     fit.save(files["fit"])
 

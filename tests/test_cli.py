@@ -125,8 +125,9 @@ def test_run_with_imus(demo_run, tmp_path):
                     np.tile([0.0, 0.1, 3.6], (120, 1, 1)), 60.0, frame="camera")
     imu, _, _ = synthesize_imu(truth, SPARSE6["anny"], model=model)
     imu.save(tmp_path / "imu.npz")
+    # The truth is a camera-frame fit, which synthesize_imu takes as a Y-up world: its up is +Y.
     proc = _cli("run", out / "inputs" / "demo_clip.mp4", "-o", tmp_path / "o", "--imu", tmp_path / "imu.npz",
-                "--iters", "40", "--no-preview", "--mesh-stride", "0", "--export", "", "-q")
+                "--camera-up", "0,1,0", "--iters", "40", "--no-preview", "--mesh-stride", "0", "--export", "", "-q")
     assert proc.returncode == 0, proc.stderr[-2000:]
     fit = BodyFit.load(tmp_path / "o" / "fit.npz")
     forearm = [model.joint_names.index("lowerarm02.L")]
@@ -140,6 +141,8 @@ def test_run_with_imus(demo_run, tmp_path):
     proc = _cli("run", out / "inputs" / "demo_clip.mp4", "-o", tmp_path / "o2", "--imu", tmp_path / "short.npz",
                 "--no-preview", "-q")
     assert proc.returncode == 1 and "shorter than the video" in proc.stderr
+    proc = _cli("run", out / "inputs" / "demo_clip.mp4", "-o", tmp_path / "o3", "--camera-up", "0,0", "-q")
+    assert proc.returncode == 2 and "--camera-up: expected three numbers" in proc.stderr
 
 
 def _one_error_line(proc):

@@ -180,6 +180,7 @@ def fit_body(
     masks: np.ndarray | None = None,
     imu=None,
     imu_alignment=None,
+    camera_up: np.ndarray | None = None,
 ) -> BodyFit:
     """Fit a body model to every tracked person of a 2D keypoint sequence.
 
@@ -209,6 +210,11 @@ def fit_body(
             with the mountings from ``imu.calibration`` when it has an N-pose recording), then
             the fit is refined with them.
         imu_alignment: a known ``IMUAlignment`` (e.g. from a calibration pose).
+        camera_up: (3,) the world's up direction in the camera's axes (OpenCV: x right, y down,
+            z forward), when the camera knows it: (0, -1, 0) for a levelled camera, a phone's
+            gravity reading, or ``camera.R @ (0, 1, 0)`` for extrinsics calibrated in a Y-up
+            world. With ``imu`` and no ``imu_alignment``, the IMU world's tilt then comes from
+            it and only its heading from the video-only fit (``align_imus(up=)``).
     Returns:
         BodyFit with (T, P, J, 3, 3) pose, (P, S) shape, (T, P, 3) translation and per-frame
         quality "reprojection_px" (mean error of confident keypoints; NaN where none).
@@ -236,7 +242,7 @@ def fit_body(
         res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress, mask_p)
         if imu is not None and p == 0:
             res = _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, mask_p,
-                                   imu, imu_alignment, res)
+                                   imu, imu_alignment, res, camera_up)
         poses.append(res.pose), shapes.append(res.shape), transls.append(res.transl)
         reproj[:, p] = res.reprojection_px
         if res.silhouette_iou is not None:
@@ -302,7 +308,8 @@ def to_world(fit: BodyFit, plane: ground.GroundPlane, model: body_models.BodyMod
                    fit.model_kwargs)
 
 
-def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, masks, imu, alignment, first):
+def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, masks, imu, alignment, first,
+                     camera_up=None):
     """Align the IMUs to the vision-only fit ``first`` (unless given) and fit again with them."""
     from lift3d.fusion.imu import (align_imus, mountings_from_calibration, segment_rotations,
                                    sensed_bone_directions)
@@ -314,7 +321,8 @@ def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, ma
     if alignment is None:
         G = segment_rotations(first.pose, model.parents, idx)
         mount = None if imu.calibration is None else mountings_from_calibration(imu.calibration)
-        alignment = align_imus(imu, G, _segment_visibility(model, keypoints, idx), mountings=mount)
+        alignment = align_imus(imu, G, _segment_visibility(model, keypoints, idx), mountings=mount,
+                               up=camera_up)
     if opts.imu_lifter:
         from lift3d.lifting.lift import IMU_WEIGHTS, lift
 

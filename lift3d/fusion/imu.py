@@ -316,7 +316,7 @@ def mountings_from_calibration(calibration: np.ndarray) -> np.ndarray:
 
 def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None = None,
                drift_seconds_per_term: float = 60.0, iters: int = 5,
-               mountings: np.ndarray | None = None) -> IMUAlignment:
+               mountings: np.ndarray | None = None, up: np.ndarray | None = None) -> IMUAlignment:
     """Estimate the IMU world, heading drift and sensor mountings from a vision fit.
 
     Args:
@@ -331,6 +331,11 @@ def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None
             estimated, as a weighted rotation average plus the drift. Much more accurate: a
             monocular fit's limb rotations are off by 15-40 degrees (forearm twist is not seen
             at all), which estimated mountings absorb while a known one averages it out.
+        up: (3,) the world's up direction in the fit's axes, when the camera knows it (a
+            levelled camera, a phone's gravity sensor, extrinsics calibrated against the floor):
+            then Q's tilt is set by it and only the heading comes from the fit. A monocular fit
+            leans towards or away from the camera by a few degrees that the 2D cannot show,
+            and every sensor turned into its axes would lean with it (benchmarks/imu_eval.py).
     Returns:
         ``IMUAlignment``. Without mountings, the fixed part of Q comes from the rotation axes of
         the motion (A_t = Q B_t Q^T for relative rotations A of the sensors and B of the
@@ -344,7 +349,7 @@ def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None
     if mountings is not None:
         M = np.asarray(mountings, dtype=np.float64)
         Y = R @ M[None].transpose(0, 1, 3, 2) @ G.transpose(0, 1, 3, 2)  # (T, N): Q seen at t
-        Q = np.repeat(_robust_average(Y, w)[None], T, 0)
+        Q = _levelled(np.repeat(_robust_average(Y, w)[None], T, 0), up)
         Q = _drift(R, G, M, Q, w, drift_seconds_per_term, imu.fps)
         return IMUAlignment(Q, M, _residual(R, G, M, Q, w))
     # 1. Fixed frame Q0 from the axes of relative rotations against a well-seen reference frame.
@@ -356,13 +361,40 @@ def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None
     wt = (w * w[ref][None]).reshape(-1)
     H = np.einsum("k,ki,kj->ij", wt, a, b)
     Q0 = nearest_rotation(H)
-    Q = np.repeat(Q0[None], T, 0)
+    Q = _levelled(np.repeat(Q0[None], T, 0), up)
     for _ in range(iters):
         # 2. Mountings: M_i = mean over t of G^T Q^T R, weighted.
         X = G.transpose(0, 1, 3, 2) @ Q.transpose(0, 2, 1)[:, None] @ R  # (T, N): M seen at t
         M = nearest_rotation(np.einsum("tn,tnij->nij", w, X))
         Q = _drift(R, G, M, Q, w, drift_seconds_per_term, imu.fps)
     return IMUAlignment(Q, M, _residual(R, G, M, Q, w))
+
+
+def _levelled(Q: np.ndarray, up: np.ndarray | None) -> np.ndarray:
+    """(T, 3, 3) fit -> IMU world rotations turned, each by its smallest rotation, so that the
+    fit's ``up`` (3,) maps to the IMU world's +Z; their heading is kept. Q itself if ``up`` is None."""
+    if up is None:
+        return Q
+    up = np.asarray(up, dtype=np.float64)
+    n = np.linalg.norm(up)
+    if up.shape != (3,) or not np.isfinite(up).all() or n < 1e-9:
+        raise Lift3DError(f"the camera's up direction must be a non-zero 3-vector, not {up.tolist()}")
+    want = torch.as_tensor(np.broadcast_to(up / n, (len(Q), 3)).copy())
+    now = torch.as_tensor(Q.transpose(0, 2, 1)[:, :, 2].copy())  # Q^T z: where Q puts the fit's up
+    # S takes Q's up onto the true one (in the fit's axes): Q S^T maps ``up`` to +Z.
+    S = _smallest_rotation(now, want)
+    return Q @ S.transpose(0, 2, 1)
+
+
+def _smallest_rotation(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:
+    """(T, 3, 3) rotations taking the unit vectors a (T, 3) onto b (T, 3) about a x b."""
+    axis = torch.linalg.cross(a, b)
+    angle = torch.atan2(axis.norm(dim=-1), (a * b).sum(-1))
+    # Opposite vectors: any axis at right angles to a does.
+    other = torch.linalg.cross(a, torch.eye(3, dtype=a.dtype)[a.abs().argmin(-1)])
+    axis = torch.where(axis.norm(dim=-1, keepdim=True) > 1e-9, axis, other)
+    axis = axis / axis.norm(dim=-1, keepdim=True).clamp(min=1e-12)
+    return roma.rotvec_to_rotmat(axis * angle[:, None]).numpy()
 
 
 def _robust_average(Y: np.ndarray, w: np.ndarray, scale_deg: float = 20.0, iters: int = 4) -> np.ndarray:

@@ -30,7 +30,7 @@ from lift3d.lifting.lift import lift
 from lift3d.lifting.train import HELD_OUT
 from lift3d.metrics import joint_errors
 from lift3d.types import Keypoints2D
-from mocap_clips import detector_view, option_value, retargeted_windows
+from mocap_clips import clip_arguments, detector_view, option_value, posed, retargeted_windows
 
 LONG = dict(iters_global=40, iters_full=200, iters_ground=60)  # the schedule before the warm start
 # The defaults before the learned foot contacts: contacts from the fitted feet's motion, the
@@ -63,10 +63,7 @@ def true_masks(model, verts_cam: np.ndarray, cam, scale: float = 0.25) -> np.nda
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="../shared/data/cmu-mocap")
-    ap.add_argument("--clips", type=int, default=3)
-    ap.add_argument("--frames", type=int, default=150)
-    ap.add_argument("--threads", type=int, default=2)
+    clip_arguments(ap)
     ap.add_argument("--variants", default=None,
                     help="comma-separated row numbers of VARIANTS to run (0 = default); all if omitted")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
@@ -85,12 +82,7 @@ def main() -> None:
     frames = clips = 0
     for take, start, truth, shape in retargeted_windows(args.data, args.clips, args.frames, rng, model):
         clips += 1
-        dt = model.dtype
-        with torch.no_grad():
-            out = model(torch.as_tensor(truth["pose"], dtype=dt), torch.as_tensor(shape[None], dtype=dt),
-                        torch.as_tensor(truth["transl"], dtype=dt))
-        verts_w, kp_w, root_w = (out.vertices.double().numpy(), out.keypoints.double().numpy(),
-                                 out.joints[:, 0].double().numpy())
+        verts_w, kp_w, root_w = posed(model, truth, shape)
         cam, noisy = detector_view(rng, kp_w, names)
         to_cam = cam.world_to_camera
         verts_c, kp_c, root_c = to_cam(verts_w), to_cam(kp_w), to_cam(root_w)

@@ -46,15 +46,12 @@ from lift3d.lifting.lift import lift
 from lift3d.lifting.train import HELD_OUT
 from lift3d.metrics import joint_errors
 from lift3d.types import BodyFit, Keypoints2D
-from mocap_clips import detector_view, option_value, retargeted_windows
+from mocap_clips import clip_arguments, detector_view, option_value, retargeted_windows
 
 
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--data", default="../shared/data/cmu-mocap")
-    ap.add_argument("--clips", type=int, default=3)
-    ap.add_argument("--frames", type=int, default=150)
-    ap.add_argument("--threads", type=int, default=2)
+    clip_arguments(ap)
     ap.add_argument("--w-orientation", type=float, default=None, help="FitOptions.w_imu_orientation (default: its default)")
     ap.add_argument("--w-acceleration", type=float, default=None, help="FitOptions.w_imu_acceleration")
     ap.add_argument("--w-prior", type=float, default=None, help="FitOptions.w_prior (mocap GMM pose prior) for every fit")

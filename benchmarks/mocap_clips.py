@@ -1,14 +1,16 @@
-"""Shared by benchmarks/fit_eval.py and benchmarks/imu_eval.py: windows of real CMU motion
+"""Shared by benchmarks/fit_eval.py, imu_eval.py and floor_eval.py: windows of real CMU motion
 (held-out subject 02) retargeted onto Anny with random shapes (the truth), and a random
 camera's detector-like view of them. Both draw from the caller's generator in a fixed order, so
 a seeded benchmark stays deterministic."""
 from __future__ import annotations
 
+import argparse
 import dataclasses
 from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import torch
 
 from lift3d import formats
 from lift3d.fitting import FitOptions
@@ -16,6 +18,24 @@ from lift3d.fitting.retarget import retarget
 from lift3d.lifting import data as LD
 from lift3d.lifting.train import HELD_OUT, load_sequences
 from lift3d.types import Camera
+
+
+def clip_arguments(ap: argparse.ArgumentParser) -> None:
+    """The options every clip benchmark takes: --data, --clips, --frames, --threads."""
+    ap.add_argument("--data", default="../shared/data/cmu-mocap")
+    ap.add_argument("--clips", type=int, default=3)
+    ap.add_argument("--frames", type=int, default=150)
+    ap.add_argument("--threads", type=int, default=2)
+
+
+def posed(model, truth: dict, shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The true body of a ``retargeted_windows`` window in the world: (T, V, 3) vertices,
+    (T, K, 3) keypoints (the model's) and (T, 3) root joint."""
+    dt = model.dtype
+    with torch.no_grad():
+        out = model(torch.as_tensor(truth["pose"], dtype=dt), torch.as_tensor(shape[None], dtype=dt),
+                    torch.as_tensor(truth["transl"], dtype=dt))
+    return out.vertices.double().numpy(), out.keypoints.double().numpy(), out.joints[:, 0].double().numpy()
 
 
 def retargeted_windows(data: str | Path, clips: int, frames: int, rng: np.random.Generator,

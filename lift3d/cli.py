@@ -37,9 +37,9 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--imu", type=Path, help="body-worn IMUs of the person (npz or CSV, see lift3d/fusion/imu.py), "
                                             "recorded from the video's first frame")
     p.add_argument("--camera-up", type=_vector3, metavar="X,Y,Z",
-                   help="with --imu: the world's up direction in the camera's axes (x right, y down, z forward) "
-                        "when known, e.g. 0,-1,0 for a levelled camera or a phone's gravity reading; "
-                        "the IMUs' tilt then comes from it instead of from the video")
+                   help="the world's up direction in the camera's axes (x right, y down, z forward) when known, "
+                        "e.g. 0,-1,0 for a levelled camera or a phone's gravity reading: the exported world's floor "
+                        "is level with it (and with --imu the IMUs' tilt comes from it) instead of from the video")
     p.add_argument("--export", default="bvh,fbx,glb",
                    help="animation files to write, comma-separated from bvh, fbx, glb, gltf ('' for none; default bvh,fbx,glb)")
     _add_naming_arg(p)

@@ -81,8 +81,8 @@ def reconstruct(
         imu: body-worn IMUs of the first person (``lift3d.fusion.imu.IMUData`` or a path to its
             npz/CSV file), starting with the video; resampled to the video's frames.
         camera_up: (3,) the world's up direction in the camera's axes when it is known (e.g.
-            (0, -1, 0) for a levelled camera): with ``imu``, the IMU world's tilt comes from it
-            (``fit_body(camera_up=)``).
+            (0, -1, 0) for a levelled camera): the exported world's floor is level with it, and
+            with ``imu`` the IMU world's tilt comes from it (``fit_body(camera_up=)``).
     Raises:
         Lift3DError (or its LoadError) with a one-line message on bad input.
     """

@@ -54,6 +54,24 @@ def test_floor_and_contacts_from_walking_feet():
     assert contact[truth].mean() > 0.8 and (~contact[~truth]).mean() > 0.8
 
 
+def test_known_up_levels_the_floor_of_feet_that_barely_move():
+    # Feet side by side stepping in place: the contacts leave the floor's tilt free, and a
+    # leaning torso's guess tilts it; the camera's known up holds it, the feet give its height.
+    feet_w, truth = _walk()
+    feet_w, truth = feet_w[:, [0, 2]], truth[:, [0, 2]]  # the heels, 0.2 m apart along z
+    feet_w[..., 0] = 0.01 * np.sin(np.arange(len(feet_w)) / 5.0)[:, None]
+    feet_c, R, t = _tilted_camera_frame(feet_w)
+    up_true = R @ np.array([0.0, 1.0, 0.0])
+    # The torso leans sideways, about the line the heels are on.
+    lean = roma.rotvec_to_rotmat(torch.tensor(R @ [0.0, 0.0, np.radians(12.0)])).numpy()
+    guessed, _ = ground.estimate_ground(feet_c, lean @ up_true, fps=30.0)
+    known, contact = ground.estimate_ground(feet_c, up_true, fps=30.0, up_known=True)
+    tilt = lambda p: np.degrees(np.arccos(np.clip(p.normal @ up_true, -1, 1)))  # noqa: E731
+    assert tilt(guessed) > 5.0 and tilt(known) < 1e-6
+    assert abs(known.height(t)) < 0.01  # the world origin (t in the camera frame) is on the floor
+    assert (contact == truth).mean() > 0.85
+
+
 def test_plane_prior_fixes_tilt_when_contacts_form_a_line():
     # Contacts along one line only (feet side by side, not moving): the tilt about that line
     # is unobservable from the points; the torso's up direction decides it.

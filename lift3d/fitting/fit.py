@@ -213,8 +213,10 @@ def fit_body(
         camera_up: (3,) the world's up direction in the camera's axes (OpenCV: x right, y down,
             z forward), when the camera knows it: (0, -1, 0) for a levelled camera, a phone's
             gravity reading, or ``camera.R @ (0, 1, 0)`` for extrinsics calibrated in a Y-up
-            world. With ``imu`` and no ``imu_alignment``, the IMU world's tilt then comes from
-            it and only its heading from the video-only fit (``align_imus(up=)``).
+            world. The floor of the feet/floor stage (and so the ``world`` frame) is then level
+            with it, only its height coming from the feet; with ``imu`` and no
+            ``imu_alignment``, the IMU world's tilt comes from it too and only its heading from
+            the video-only fit (``align_imus(up=)``).
     Returns:
         BodyFit with (T, P, J, 3, 3) pose, (P, S) shape, (T, P, 3) translation and per-frame
         quality "reprojection_px" (mean error of confident keypoints; NaN where none).
@@ -234,12 +236,17 @@ def fit_body(
         masks = np.asarray(masks, dtype=np.float32)
         if len(masks) != T:
             raise Lift3DError(f"{len(masks)} masks for {T} frames")
+    if camera_up is not None:  # checked before minutes of fitting, not after
+        from lift3d.fusion.imu import unit_up
+
+        camera_up = unit_up(camera_up)
     if imu is not None and imu.num_frames != T:
         raise Lift3DError(f"the IMU streams have {imu.num_frames} samples for {T} video frames: "
                           f"resample them to {keypoints.fps:g} fps (IMUData.resampled)")
     for p in range(P):
         mask_p = None if masks is None else masks if masks.ndim == 3 else masks[:, p]
-        res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress, mask_p)
+        res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress, mask_p,
+                          floor_up=camera_up)
         if imu is not None and p == 0:
             res = _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, mask_p,
                                    imu, imu_alignment, res, camera_up)
@@ -334,8 +341,13 @@ def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, ma
             # weight, also in poorly seen frames (benchmarks/imu_eval.py: 111.9 -> 107.6 mm).
             joints3d = dataclasses.replace(joints3d, confidence=(joints3d.confidence > 0).astype(np.float64))
             opts = dataclasses.replace(opts, target_trust_power=0.0)
+    # The floor is level with the sensors' gravity: a monocular fit's feet and torso leave it
+    # 8-25 degrees off on the IMU benchmark's clips, the alignment's tilt 4-6 (docs/BENCHMARKS.md).
+    if camera_up is None:
+        camera_up = alignment.Q.transpose(0, 2, 1)[:, :, 2].mean(0)
+        camera_up = camera_up / np.linalg.norm(camera_up)
     return _fit_person(model, keypoints, 0, cam, joints3d, opts, device, progress, masks,
-                       imu=(imu, alignment, idx), init=first)
+                       imu=(imu, alignment, idx), init=first, floor_up=camera_up)
 
 
 def _imu_targets(imu, as_t, fps: float) -> dict:
@@ -399,7 +411,7 @@ def frame_visibility(observed: np.ndarray) -> np.ndarray:
 
 def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Joints3D | None,
                 opts: FitOptions, device: str, progress: bool, masks: np.ndarray | None = None,
-                imu=None, init: "PersonFit | None" = None):
+                imu=None, init: "PersonFit | None" = None, floor_up: np.ndarray | None = None):
     names = model.keypoint_names
     observed = formats.convert(keypoints.data[:, p], keypoints.format, names)  # (T, K, 3)
     target = None
@@ -546,7 +558,7 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
             planted = _planted_feet(keypoints, p, cam, names, feet) if opts.contacts == "learned" else None
             plane, contact, lift = _find_floor(model, shape, full_pose(), transl, names, feet, keypoints.fps,
                                                observed if opts.contacts_from_2d else None, cam.focal,
-                                               planted=planted)
+                                               planted=planted, up=floor_up)
             floor.update(feet=feet, contact=torch.as_tensor(contact, device=device),
                          normal=as_t(plane.normal), offset=as_t(plane.offset), lift=as_t(lift))
         lbfgs(params, iters, only_torso)
@@ -704,12 +716,14 @@ def _planted_feet(keypoints: Keypoints2D, p: int, cam: Camera, names: list[str],
 
 def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor, names: list[str],
                 feet: list[int], fps: float, observed: np.ndarray | None = None, focal: float = 1.0,
-                planted: np.ndarray | None = None) -> tuple[ground.GroundPlane, np.ndarray, np.ndarray]:
+                planted: np.ndarray | None = None, up: np.ndarray | None = None
+                ) -> tuple[ground.GroundPlane, np.ndarray, np.ndarray]:
     """Floor plane, (T, F) contacts and (F,) heights of the foot points above the sole, from the
     current camera-frame fit; with ``observed`` (T, K, 3) detections, foot speeds come from
     their image motion where they are confident. With ``planted`` (T, F) probabilities, those
     are the contacts: soft weights for the sliding and floor terms (a foot the network is unsure
-    of is held a little), and the plane goes through the points more likely planted than not."""
+    of is held a little), and the plane goes through the points more likely planted than not.
+    With a known (3,) unit ``up`` (``fit_body(camera_up=)``) the floor is level with it."""
     with torch.no_grad():
         kp = model(pose, shape, transl, vertices=False).keypoints.double().cpu().numpy()
         rest = model(model.rest_pose(1), shape.detach())
@@ -718,10 +732,13 @@ def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Te
     up_rest = rest.keypoints[0, feet, 1] - rest.vertices[0, :, 1].min()
     lift = up_rest.double().cpu().numpy()
     mid = lambda a, b: 0.5 * (kp[:, names.index(a)] + kp[:, names.index(b)])  # noqa: E731
-    up = ground.body_up(mid("left_shoulder", "right_shoulder"), mid("left_hip", "right_hip"))
+    known = up is not None
+    if not known:
+        up = ground.body_up(mid("left_shoulder", "right_shoulder"), mid("left_hip", "right_hip"))
     speed = None if observed is None else ground.image_speed(observed[:, feet], kp[:, feet, 2], focal, fps)
     plane, contact = ground.estimate_ground(kp[:, feet] - lift[:, None] * up, up, fps, speed=speed,
-                                            contact=None if planted is None else planted > 0.5)
+                                            contact=None if planted is None else planted > 0.5,
+                                            up_known=known)
     if planted is not None:
         contact = planted
     return plane, contact, lift

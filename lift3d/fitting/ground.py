@@ -118,9 +118,14 @@ def fit_plane(points: np.ndarray, up_prior: np.ndarray, prior_m: float = 0.05) -
     return GroundPlane(normal=n, offset=float(-n @ c))
 
 
+def level_plane(points: np.ndarray, up: np.ndarray) -> GroundPlane:
+    """The plane with normal ``up`` (3,) (unit) through the mean height of (N, 3) points."""
+    return GroundPlane(normal=np.asarray(up, dtype=np.float64), offset=float(-(points @ up).mean()))
+
+
 def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float, rounds: int = 2,
-                    speed: np.ndarray | None = None, contact: np.ndarray | None = None
-                    ) -> tuple[GroundPlane, np.ndarray]:
+                    speed: np.ndarray | None = None, contact: np.ndarray | None = None,
+                    up_known: bool = False) -> tuple[GroundPlane, np.ndarray]:
     """Contacts and floor, alternated: contacts under the current up, plane through them.
 
     Robust to a few wrong contacts by dropping points more than 3 cm (or 2.5 robust sigmas)
@@ -132,9 +137,12 @@ def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float, rounds: 
         contact: optional (T, F) bool contacts known otherwise (e.g. from
             ``lift3d.lifting.contact``): the plane goes through them and they are returned as
             they are.
+        up_known: ``up_prior`` is the true up (the camera knows it): the floor's normal is
+            held to it and only its height comes from the contacts.
     Returns:
         (GroundPlane, (T, F) bool contacts).
     """
+    fit = (lambda pts, up: level_plane(pts, up)) if up_known else fit_plane
     up = up_prior
     plane = None
     known = contact
@@ -143,11 +151,11 @@ def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float, rounds: 
         pts = feet[contact]
         if len(pts) < 3:  # nobody stands still: the lowest points of each frame are the floor
             pts = feet[np.arange(len(feet)), np.argmin(feet @ up, axis=1)]
-        plane = fit_plane(pts, up_prior)
+        plane = fit(pts, up_prior)
         r = np.abs(plane.height(pts))
         keep = r < max(0.03, 2.5 * 1.4826 * np.median(r))
         if keep.sum() >= 3:
-            plane = fit_plane(pts[keep], up_prior)
+            plane = fit(pts[keep], up_prior)
         up = plane.normal
     return plane, detect_contacts(feet, up, fps, speed=speed) if known is None else known
 

@@ -370,16 +370,20 @@ def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None
     return IMUAlignment(Q, M, _residual(R, G, M, Q, w))
 
 
+def unit_up(up) -> np.ndarray:
+    """A given up direction (3,) as a unit vector, or one clear Lift3DError."""
+    v = np.asarray(up, dtype=np.float64)
+    if v.shape != (3,) or not np.isfinite(v).all() or np.linalg.norm(v) < 1e-9:
+        raise Lift3DError(f"the camera's up direction must be a non-zero 3-vector, not {v.tolist()}")
+    return v / np.linalg.norm(v)
+
+
 def _levelled(Q: np.ndarray, up: np.ndarray | None) -> np.ndarray:
     """(T, 3, 3) fit -> IMU world rotations turned, each by its smallest rotation, so that the
     fit's ``up`` (3,) maps to the IMU world's +Z; their heading is kept. Q itself if ``up`` is None."""
     if up is None:
         return Q
-    up = np.asarray(up, dtype=np.float64)
-    n = np.linalg.norm(up)
-    if up.shape != (3,) or not np.isfinite(up).all() or n < 1e-9:
-        raise Lift3DError(f"the camera's up direction must be a non-zero 3-vector, not {up.tolist()}")
-    want = torch.as_tensor(np.broadcast_to(up / n, (len(Q), 3)).copy())
+    want = torch.as_tensor(np.broadcast_to(unit_up(up), (len(Q), 3)).copy())
     now = torch.as_tensor(Q.transpose(0, 2, 1)[:, :, 2].copy())  # Q^T z: where Q puts the fit's up
     # S takes Q's up onto the true one (in the fit's axes): Q S^T maps ``up`` to +Z.
     S = _smallest_rotation(now, want)

@@ -341,13 +341,15 @@ def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, ma
             # weight, also in poorly seen frames (benchmarks/imu_eval.py: 111.9 -> 107.6 mm).
             joints3d = dataclasses.replace(joints3d, confidence=(joints3d.confidence > 0).astype(np.float64))
             opts = dataclasses.replace(opts, target_trust_power=0.0)
-    # The floor is level with the sensors' gravity: a monocular fit's feet and torso leave it
-    # 8-25 degrees off on the IMU benchmark's clips, the alignment's tilt 4-6 (docs/BENCHMARKS.md).
-    if camera_up is None:
-        camera_up = alignment.Q.transpose(0, 2, 1)[:, :, 2].mean(0)
-        camera_up = camera_up / np.linalg.norm(camera_up)
+    # Without a known up the floor is level with the sensors' gravity: on the IMU benchmark's
+    # clips the feet and torso leave it 12.2 degrees off on average, the alignment 4.0
+    # (docs/BENCHMARKS.md, "How level the exported world is").
+    floor_up = camera_up
+    if floor_up is None:
+        floor_up = alignment.Q.transpose(0, 2, 1)[:, :, 2].mean(0)
+        floor_up = floor_up / np.linalg.norm(floor_up)
     return _fit_person(model, keypoints, 0, cam, joints3d, opts, device, progress, masks,
-                       imu=(imu, alignment, idx), init=first, floor_up=camera_up)
+                       imu=(imu, alignment, idx), init=first, floor_up=floor_up)
 
 
 def _imu_targets(imu, as_t, fps: float) -> dict:

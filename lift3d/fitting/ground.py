@@ -142,7 +142,7 @@ def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float, rounds: 
     Returns:
         (GroundPlane, (T, F) bool contacts).
     """
-    fit = (lambda pts, up: level_plane(pts, up)) if up_known else fit_plane
+    fit = level_plane if up_known else fit_plane
     up = up_prior
     plane = None
     known = contact

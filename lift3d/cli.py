@@ -47,13 +47,13 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
 
 
 def _vector3(text: str) -> np.ndarray:
+    from lift3d.fusion.imu import unit_up
+    from lift3d.io_utils import Lift3DError
+
     try:
-        v = np.array([float(x) for x in text.split(",")])
-    except ValueError:
-        v = np.zeros(0)
-    if v.shape != (3,) or not np.isfinite(v).all() or np.linalg.norm(v) == 0:
-        raise argparse.ArgumentTypeError(f"expected three numbers X,Y,Z not all zero, got {text!r}")
-    return v
+        return unit_up([float(x) for x in text.split(",")])
+    except (ValueError, Lift3DError):
+        raise argparse.ArgumentTypeError(f"expected three numbers X,Y,Z not all zero, got {text!r}") from None
 
 
 def _add_naming_arg(p: argparse.ArgumentParser) -> None:

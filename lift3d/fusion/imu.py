@@ -220,7 +220,7 @@ def sensed_bone_directions(model, imu: "IMUData", alignment: "IMUAlignment") -> 
     twist bones each, the sensor on the second). Zero for a missing sensor or sample; None
     when none of the six ``fusion.imu.SPARSE6`` segments is sensed."""
     from lift3d import formats
-    from lift3d.lifting.imu_input import BONE_INDICES
+    from lift3d.lifting.imu_input import bone_directions
 
     six = SPARSE6["anny" if model.name == "anny" else "smpl"]
     have = {k: imu.segments.index(s) for k, s in enumerate(six) if s in imu.segments}
@@ -229,10 +229,9 @@ def sensed_bone_directions(model, imu: "IMUData", alignment: "IMUAlignment") -> 
     with torch.no_grad():
         rest = model(model.rest_pose(1), vertices=False)
     joints = formats.convert_points(rest.keypoints[0].double().cpu().numpy(), model.keypoint_names, "h36m17")
-    bone = joints[BONE_INDICES[:, 1]] - joints[BONE_INDICES[:, 0]]  # (6, 3) rest-pose bones
     seg = segment_rotations(model.rest_pose(1).double().cpu().numpy(), model.parents,
                             [model.joint_names.index(s) for s in six])[0]  # (6, 3, 3) rest segments
-    local = np.einsum("kji,kj->ki", seg, bone / np.linalg.norm(bone, axis=-1, keepdims=True))
+    local = np.einsum("kji,kj->ki", seg, bone_directions(joints))  # rest-pose bones in their segments
     rot = alignment.Q.transpose(0, 2, 1)[:, None] @ imu.orientation @ alignment.M[None].transpose(0, 1, 3, 2)
     dirs = np.zeros((imu.num_frames, len(six), 3))
     for k, n in have.items():

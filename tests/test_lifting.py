@@ -146,8 +146,8 @@ def test_lift_api_shapes_missing_people_and_streaming():
 
 def test_lifts_a_held_out_real_clip(shared_data):
     """Subject 02 (never trained on), its first BVH take through a random camera, clean 2D:
-    root-relative MPJPE 45.6 mm with the round-2 weights, 30.0 mm with the shipped round-3 ones;
-    bound 50 mm (the benchmark reports the full held-out figures)."""
+    root-relative MPJPE 45.6 mm with the round-2 weights, 30.0 with round 3's, 24.8 with the
+    shipped round-6 ones; bound 50 mm (the benchmark reports the full held-out figures)."""
     from lift3d.lifting.train import HELD_OUT, load_sequences
 
     net = _weights_or_skip()

@@ -7,7 +7,7 @@
         --out lift3d/data/lifter_imu.pt      # the IMU lifter (also sees six sensed bones)
 
 The shipped weights are several continuations of the first run (``--init``, ``--dropout``,
-``--speed``); docs/BENCHMARKS.md lists each round's command, time and held-out figures.
+``--speed``, ``--mix``); docs/BENCHMARKS.md lists each round's command, time and held-out figures.
 
 Split: CMU subject 02 is held out entirely (both formats) for evaluation; subjects 01, 03
 (ASF/AMC and BVH) and 05, 06, 07 (BVH) train. Everything is resampled to 30 fps. Every epoch
@@ -26,6 +26,7 @@ import torch
 from tqdm.auto import tqdm
 
 from lift3d.io_utils import atomic_path
+from lift3d.lifting.augment import mix_windows
 from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, ROOT, canonicalize, corrupt, mirror_joints,
                                  normalize_2d, sample_cameras)
 from lift3d.lifting.imu_input import NUM_SENSORS, bone_directions, sensor_like
@@ -92,15 +93,17 @@ class WindowSampler:
 
     def sample(self, rng: np.random.Generator, n: int, length: int, noise: float = 1.0,
                mirror: bool = True, virtual: bool = True, speed: float = 1.0,
-               occlude: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               occlude: float = 0.0, mix: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
         """n random windows of ``length`` frames: (n, L, 17, 3) normalised 2D inputs and
         (n, L, 17, 3) root-relative 3D targets in the virtual camera's axes (``canonicalize``;
         the real camera's with ``virtual=False``). Each window gets its own random camera and,
         with ``speed`` > 1, its own playback rate, log-uniform in [1/speed, speed] (frames
         interpolated linearly): the same moves done faster or slower. ``occlude``: the fraction
         of windows in which a random 30-60% of the joints are hidden over a random span (a
-        person half behind something, as ``benchmarks/imu_eval.py`` hides them)."""
-        X, Y, _ = self._draw(rng, n, length, noise, mirror, virtual, speed, occlude)
+        person half behind something, as ``benchmarks/imu_eval.py`` hides them). ``mix``: the
+        fraction of windows that take one or more limbs' motion from another window of the batch
+        (``augment.mix_windows``): new poses from real limb motion."""
+        X, Y, _ = self._draw(rng, n, length, noise, mirror, virtual, speed, occlude, mix)
         return X, Y
 
     def sample_labels(self, rng: np.random.Generator, n: int, length: int, noise: float = 1.0,
@@ -114,7 +117,7 @@ class WindowSampler:
         lab[m] = lab[m][..., ::-1]
         return xyc.astype(np.float32), lab
 
-    def _draw(self, rng, n, length, noise, mirror, virtual, speed=1.0, occlude=0.0):
+    def _draw(self, rng, n, length, noise, mirror, virtual, speed=1.0, occlude=0.0, mix=0.0):
         k = rng.choice(len(self.lengths), size=n, p=self.p)
         if speed > 1:
             rate = np.exp(rng.uniform(-np.log(speed), np.log(speed), n))
@@ -134,6 +137,8 @@ class WindowSampler:
             out = (1 - a) * self.out[i0] + a * self.out[i1]
         else:
             inp, out = self.inp[idx], self.out[idx]
+        if mix > 0:
+            inp, out = mix_windows(rng, inp, out, mix)
         m = (rng.random(n) < 0.5) if mirror else np.zeros(n, dtype=bool)
         if m.any():  # a mirrored person: flip x and swap sides
             inp[m], out[m] = mirror_joints(inp[m], INPUT_FORMAT), mirror_joints(out[m], OUTPUT_FORMAT)
@@ -230,8 +235,8 @@ def train(args: argparse.Namespace) -> None:
     sampler = WindowSampler(seqs)
     with_imu = net.config["extra_inputs"] > 0
 
-    def batch(smp: WindowSampler, r: np.random.Generator, n: int, speed: float = 1.0):
-        X, Y = smp.sample(r, n, rf + 1, speed=speed, occlude=args.occlude)
+    def batch(smp: WindowSampler, r: np.random.Generator, n: int, speed: float = 1.0, mix: float = 0.0):
+        X, Y = smp.sample(r, n, rf + 1, speed=speed, occlude=args.occlude, mix=mix)
         if with_imu:  # the sensed bones' directions, from the targets in the same virtual axes
             X = np.concatenate([X, sensor_like(r, bone_directions(Y)).astype(np.float32)], 2)
         return torch.as_tensor(X), torch.as_tensor(Y)
@@ -246,7 +251,7 @@ def train(args: argparse.Namespace) -> None:
         for epoch in range(args.epochs):
             net.train()
             for _ in range(args.steps):
-                X, Y = batch(sampler, rng, args.batch, args.speed)
+                X, Y = batch(sampler, rng, args.batch, args.speed, args.mix)
                 loss = _pairs_loss(net, X, Y, args.w_velocity)
                 opt.zero_grad()
                 loss.backward()
@@ -291,6 +296,8 @@ def main() -> None:
     ap.add_argument("--w-velocity", type=float, default=1.0, help="weight of the velocity error term")
     ap.add_argument("--speed", type=float, default=1.0,
                     help="time-scale augmentation: each window played at a rate in [1/speed, speed]")
+    ap.add_argument("--mix", type=float, default=0.0,
+                    help="fraction of windows whose arms/legs move as another window's do (augment.mix_windows)")
     ap.add_argument("--occlude", type=float, default=0.0,
                     help="fraction of windows with a random 30-60%% of the joints hidden over a span")
     ap.add_argument("--imu", action="store_true",

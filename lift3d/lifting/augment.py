@@ -1,0 +1,110 @@
+"""New poses from real ones for the lifter's training: limbs grafted between mocap windows.
+
+Six CMU subjects hold about ten minutes of distinct motion, and a held-out person's arms and
+legs do things the others' barely did (docs/BENCHMARKS.md, issue 3). Grafting keeps each
+limb's motion real while making new combinations: one window's arm, as it moves relative to
+its own chest, is carried by another window's body (a punch over a walk, a wave over a
+squat). Each grafted bone keeps the host's length, so the host's proportions stay its own,
+and the motion stays smooth because both sources are.
+
+Joints are ``h36m17`` (the lifter's output). Every limb joint of the lifter's ``coco17`` input
+(shoulders to wrists, hips to ankles) is the same point as in h36m17, so the input's limb
+joints are copied from the grafted output (``COCO_FROM_H36M``).
+"""
+from __future__ import annotations
+
+import numpy as np
+
+from lift3d import formats
+
+_H = "h36m17"
+
+
+def _i(name: str, fmt: str = _H) -> int:
+    return formats.index(fmt, name)
+
+
+# Each limb: the frame it moves in (the chest for arms, the pelvis for legs) and its chain.
+LIMBS: dict[str, list[str]] = {
+    "left_arm": ["left_shoulder", "left_elbow", "left_wrist"],
+    "right_arm": ["right_shoulder", "right_elbow", "right_wrist"],
+    "left_leg": ["left_hip", "left_knee", "left_ankle"],
+    "right_leg": ["right_hip", "right_knee", "right_ankle"],
+}
+COCO_FROM_H36M = [(_i(n, "coco17"), _i(n)) for chain in LIMBS.values() for n in chain]
+
+
+def body_frames(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Chest and pelvis frames of (..., 17, 3) h36m17 joints.
+
+    Returns:
+        chest, pelvis: (..., 3, 3) rotations whose columns are the body's left (right -> left
+        shoulder, or hip), up (spine -> neck, or pelvis -> spine, made orthogonal to left) and
+        forward (left x up) axes, in the joints' axes.
+    """
+    def frame(right: str, left: str, low: str, high: str) -> np.ndarray:
+        x = joints[..., _i(left), :] - joints[..., _i(right), :]
+        x = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
+        y = joints[..., _i(high), :] - joints[..., _i(low), :]
+        y = y - (y * x).sum(-1, keepdims=True) * x
+        y = y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-9)
+        return np.stack([x, y, np.cross(x, y)], -1)
+
+    return (frame("right_shoulder", "left_shoulder", "spine", "neck"),
+            frame("right_hip", "left_hip", "pelvis", "spine"))
+
+
+def graft_limbs(host: np.ndarray, donor: np.ndarray, limbs: np.ndarray) -> np.ndarray:
+    """Host windows with some limbs moving as the donors' do, relative to their own bodies.
+
+    Args:
+        host, donor: (N, L, 17, 3) h36m17 joint windows (any common axes, metres).
+        limbs: (N, 4) bool, which of ``LIMBS`` (in its order) each window takes from its donor.
+    Returns:
+        (N, L, 17, 3): the host with, for each chosen limb, every bone of the chain turned to
+        the donor's direction in the limb's body frame (chest for arms, pelvis for legs) and
+        kept at the host's length; the limb's root joint and the rest of the body unmoved.
+    """
+    out = host.copy()
+    frames_h, frames_d = body_frames(host), body_frames(donor)
+    for k, (name, chain) in enumerate(LIMBS.items()):
+        sel = limbs[:, k]
+        if not sel.any():
+            continue
+        which = int(name.endswith("leg"))  # 0: the chest's frame, 1: the pelvis's
+        Fh, Fd = frames_h[which][sel], frames_d[which][sel]
+        h, d, o = host[sel], donor[sel], out[sel]
+        for parent, child in zip(chain[:-1], chain[1:]):
+            p, c = _i(parent), _i(child)
+            bone_d = d[..., c, :] - d[..., p, :]
+            local = np.einsum("nlji,nlj->nli", Fd, bone_d)  # the donor's bone in its body frame
+            local /= np.maximum(np.linalg.norm(local, axis=-1, keepdims=True), 1e-9)
+            length = np.linalg.norm(h[..., c, :] - h[..., p, :], axis=-1, keepdims=True)
+            o[..., c, :] = o[..., p, :] + np.einsum("nlij,nlj->nli", Fh, local) * length
+        out[sel] = o
+    return out
+
+
+def mix_windows(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate: float,
+                limb_p: float = 0.5) -> tuple[np.ndarray, np.ndarray]:
+    """Graft limbs into a ``rate`` fraction of a batch of windows, each from another window of
+    the batch, each limb with probability ``limb_p`` (at least one per mixed window).
+
+    Args:
+        inp: (N, L, 17, 3) coco17 joints; out: (N, L, 17, 3) h36m17 joints of the same windows.
+    Returns:
+        (inp, out) with the grafted limbs in both (new arrays; the rest as given).
+    """
+    n = len(out)
+    mixed = rng.random(n) < rate
+    if n < 2 or not mixed.any():
+        return inp, out
+    limbs = (rng.random((n, len(LIMBS))) < limb_p) & mixed[:, None]
+    lone = mixed & ~limbs.any(1)
+    limbs[lone, rng.integers(0, len(LIMBS), int(lone.sum()))] = True
+    donor = (np.arange(n) + rng.integers(1, n, n)) % n  # never the window itself
+    new_out = graft_limbs(out, out[donor], limbs)
+    new_inp = inp.copy()
+    ci, hi = np.array(COCO_FROM_H36M).T
+    new_inp[:, :, ci] = new_out[:, :, hi]
+    return new_inp, new_out

@@ -93,7 +93,9 @@ def mix_windows(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate
     Args:
         inp: (N, L, 17, 3) coco17 joints; out: (N, L, 17, 3) h36m17 joints of the same windows.
     Returns:
-        (inp, out) with the grafted limbs in both (new arrays; the rest as given).
+        (inp, out) with the grafted limbs in both: new arrays, or the given ones when no
+        window is mixed. (Per-frame labels such as foot contacts do not follow a grafted leg,
+        which is why ``WindowSampler.sample_labels`` never mixes.)
     """
     n = len(out)
     mixed = rng.random(n) < rate

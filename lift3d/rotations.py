@@ -1,4 +1,5 @@
-"""Small rotation-matrix helpers shared by calibration, IMU alignment and the fitter (numpy in/out)."""
+"""Small rotation-matrix helpers shared by calibration, IMU alignment, the fitter and the lifter's
+training (numpy in/out, except ``orthonormal_frame``: torch, so gradients pass through it)."""
 from __future__ import annotations
 
 import numpy as np
@@ -10,6 +11,15 @@ def nearest_rotation(M: np.ndarray) -> np.ndarray:
     """(..., 3, 3) the rotation nearest each matrix (Frobenius), e.g. the chordal mean of a sum
     of rotations."""
     return roma.special_procrustes(torch.as_tensor(np.asarray(M, dtype=np.float64))).numpy()
+
+
+def orthonormal_frame(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
+    """(..., 3, 3) right-handed orthonormal frames whose columns are x, y made orthogonal to x,
+    and x cross y, from (..., 3) vectors x and y (torch: the retargeter differentiates it)."""
+    x = x / x.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    y = y - (y * x).sum(-1, keepdim=True) * x
+    y = y / y.norm(dim=-1, keepdim=True).clamp(min=1e-9)
+    return torch.stack([x, y, torch.cross(x, y, dim=-1)], -1)
 
 
 def rotation_angle(Ra: np.ndarray, Rb: np.ndarray) -> np.ndarray:

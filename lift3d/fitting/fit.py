@@ -346,7 +346,7 @@ def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, ma
     # (docs/BENCHMARKS.md, "How level the exported world is").
     floor_up = camera_up
     if floor_up is None:
-        floor_up = alignment.Q.transpose(0, 2, 1)[:, :, 2].mean(0)
+        floor_up = alignment.Q[:, 2].mean(0)  # Q^T z: the IMU world's up in the fit's axes
         floor_up = floor_up / np.linalg.norm(floor_up)
     return _fit_person(model, keypoints, 0, cam, joints3d, opts, device, progress, masks,
                        imu=(imu, alignment, idx), init=first, floor_up=floor_up)

@@ -48,6 +48,7 @@ from tqdm.auto import tqdm
 import body_models
 from lift3d import formats
 from lift3d.fitting import losses
+from lift3d.rotations import orthonormal_frame
 
 TORSO = ["left_shoulder", "right_shoulder", "left_hip", "right_hip"]
 FACE = ["nose", "left_eye", "right_eye", "left_ear", "right_ear"]
@@ -120,13 +121,6 @@ def _min_rotation(a: torch.Tensor, b: torch.Tensor) -> torch.Tensor:
     k = torch.where(c > -0.999, 1.0 / (1.0 + c).clamp(min=1e-3), torch.zeros_like(c))
     R = eye + vx + vx @ vx * k[..., None, None]
     return torch.where((c > -0.999)[..., None, None], R, eye)
-
-
-def _frame(x: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-    """(..., 3, 3) right-handed orthonormal frame with columns x, y (made orthogonal to x), x*y."""
-    x = _normalize(x)
-    y = _normalize(y - (y * x).sum(-1, keepdim=True) * x)
-    return torch.stack([x, y, torch.cross(x, y, dim=-1)], -1)
 
 
 def global_rotations(pose: torch.Tensor, parents: list[int], joints: list[int]) -> dict[int, torch.Tensor]:
@@ -235,7 +229,7 @@ def _initial_pose(model, tg: _Targets, shape: torch.Tensor) -> tuple[torch.Tenso
             flip = ((n * (Gp @ a_rest)).sum(-1) < 0) & (n.norm(dim=-1) < math.sin(math.radians(20)))
             n = torch.where(flip[:, None], -n, n)
         bent = n.norm(dim=-1) > 0.15
-        G_full = _frame(u_t, n) @ _frame(d_u, a_rest).transpose(-1, -2)
+        G_full = orthonormal_frame(u_t, n) @ orthonormal_frame(d_u, a_rest).transpose(-1, -2)
         G_swing = _min_rotation(_normalize(Gp @ d_u), u_t) @ Gp
         G_u = torch.where(bent[:, None, None], G_full, G_swing)
         pose[:, iu] = torch.where(ok[:, None, None], Gp.transpose(-1, -2) @ G_u, pose[:, iu])
@@ -327,7 +321,7 @@ def prior_matrices(model) -> torch.Tensor:
             d_u, l_r = _normalize(b - a), _normalize(c - b)
             h = _hinge_axis(d_u, l_r, kind)
             side = _normalize(torch.cross(h, l_r, dim=-1))
-            B = _frame(h, l_r)  # columns: hinge, bone (made orthogonal), sideways
+            B = orthonormal_frame(h, l_r)  # columns: hinge, bone (made orthogonal), sideways
             assert torch.allclose(B[:, 2].abs(), side.abs(), atol=1e-4)
             M[body.index(j)] = torch.diag(torch.tensor([1.0, 1.0, math.sqrt(STIFFNESS)], dtype=dt)) @ B.T
     return M

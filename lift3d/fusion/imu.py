@@ -348,7 +348,7 @@ def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None
     if mountings is not None:
         M = np.asarray(mountings, dtype=np.float64)
         Y = R @ M[None].transpose(0, 1, 3, 2) @ G.transpose(0, 1, 3, 2)  # (T, N): Q seen at t
-        Q = _levelled(np.repeat(_robust_average(Y, w)[None], T, 0), up)
+        Q = np.repeat(_levelled(_robust_average(Y, w), up)[None], T, 0)
         Q = _drift(R, G, M, Q, w, drift_seconds_per_term, imu.fps)
         return IMUAlignment(Q, M, _residual(R, G, M, Q, w))
     # 1. Fixed frame Q0 from the axes of relative rotations against a well-seen reference frame.
@@ -360,7 +360,7 @@ def align_imus(imu: IMUData, segment_rot: np.ndarray, weights: np.ndarray | None
     wt = (w * w[ref][None]).reshape(-1)
     H = np.einsum("k,ki,kj->ij", wt, a, b)
     Q0 = nearest_rotation(H)
-    Q = _levelled(np.repeat(Q0[None], T, 0), up)
+    Q = np.repeat(_levelled(Q0, up)[None], T, 0)
     for _ in range(iters):
         # 2. Mountings: M_i = mean over t of G^T Q^T R, weighted.
         X = G.transpose(0, 1, 3, 2) @ Q.transpose(0, 2, 1)[:, None] @ R  # (T, N): M seen at t
@@ -378,15 +378,13 @@ def unit_up(up) -> np.ndarray:
 
 
 def _levelled(Q: np.ndarray, up: np.ndarray | None) -> np.ndarray:
-    """(T, 3, 3) fit -> IMU world rotations turned, each by its smallest rotation, so that the
-    fit's ``up`` (3,) maps to the IMU world's +Z; their heading is kept. Q itself if ``up`` is None."""
+    """A fit -> IMU world rotation (3, 3) turned by the smallest rotation that makes it map the
+    fit's ``up`` (3,) to the IMU world's +Z; its heading is kept. Q itself if ``up`` is None."""
     if up is None:
         return Q
-    want = torch.as_tensor(np.broadcast_to(unit_up(up), (len(Q), 3)).copy())
-    now = torch.as_tensor(Q.transpose(0, 2, 1)[:, :, 2].copy())  # Q^T z: where Q puts the fit's up
-    # S takes Q's up onto the true one (in the fit's axes): Q S^T maps ``up`` to +Z.
-    S = _smallest_rotation(now, want)
-    return Q @ S.transpose(0, 2, 1)
+    # S takes Q's up (Q^T z, its last row, in the fit's axes) onto the true one: Q S^T maps ``up`` to +Z.
+    S = _smallest_rotation(torch.as_tensor(Q[2].copy())[None], torch.as_tensor(unit_up(up))[None])[0]
+    return Q @ S.T
 
 
 def _smallest_rotation(a: torch.Tensor, b: torch.Tensor) -> np.ndarray:

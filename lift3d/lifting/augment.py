@@ -14,8 +14,10 @@ joints are copied from the grafted output (``COCO_FROM_H36M``).
 from __future__ import annotations
 
 import numpy as np
+import torch
 
 from lift3d import formats
+from lift3d.rotations import orthonormal_frame
 
 _H = "h36m17"
 
@@ -44,11 +46,8 @@ def body_frames(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
     """
     def frame(right: str, left: str, low: str, high: str) -> np.ndarray:
         x = joints[..., _i(left), :] - joints[..., _i(right), :]
-        x = x / np.maximum(np.linalg.norm(x, axis=-1, keepdims=True), 1e-9)
         y = joints[..., _i(high), :] - joints[..., _i(low), :]
-        y = y - (y * x).sum(-1, keepdims=True) * x
-        y = y / np.maximum(np.linalg.norm(y, axis=-1, keepdims=True), 1e-9)
-        return np.stack([x, y, np.cross(x, y)], -1)
+        return orthonormal_frame(torch.from_numpy(x), torch.from_numpy(y)).numpy()
 
     return (frame("right_shoulder", "left_shoulder", "spine", "neck"),
             frame("right_hip", "left_hip", "pelvis", "spine"))

@@ -10,8 +10,9 @@ A random camera (``lifting.data.sample_camera``) sees it; its openpose25 keypoin
 get detector-like corruption (``lifting.data.corrupt``); the lifting network gives the 3D target;
 then ``fit_body`` runs in several variants, side by side on the same input. Errors, in the camera
 frame: mean per-vertex error after subtracting each frame's root joint, PA-MPJPE on coco17,
-acceleration error, and foot sliding (mean per-frame displacement of heels and toes over the
-frames in which the truth has them in contact, from ``ground.detect_contacts`` on the truth).
+acceleration error, foot sliding (mean per-frame displacement of heels and toes over the
+frames in which the truth has them in contact, from ``ground.detect_contacts`` on the truth),
+and the root joint's distance from the truth in the camera frame (placement, mostly depth).
 The silhouette variant also gets person masks: the true mesh rendered at a quarter resolution.
 """
 from __future__ import annotations
@@ -45,7 +46,9 @@ VARIANTS = {
     "no feet/floor stage, 40 + 200": FitOptions(**{**LONG, "iters_ground": 0}),
     "no warm start, 20 + 100 + 30": FitOptions(warm_start=False),
     "default + silhouettes (40 Adam steps, true masks)": FitOptions(iters_silhouette=40),
+    "default, the true height given (fit_body(height=))": FitOptions(),
 }
+HEIGHT_GIVEN = {"default, the true height given (fit_body(height=))"}
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
 
 
@@ -90,11 +93,14 @@ def main() -> None:
         soles = [names.index(n) for n in SOLES]
         contact = ground.detect_contacts(kp_w[:, soles], np.array([0.0, 1.0, 0.0]), 30.0)
         target = lift(k2, cam)
+        with torch.no_grad():
+            true_height = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
         masks = true_masks(model, verts_c, cam) if any(o.iters_silhouette for o in variants.values()) else None
         for name, opts in variants.items():
             t0 = time.perf_counter()
             fit = fit_body(k2, cam, target, model=model, options=opts, progress=False,
-                           masks=masks if opts.iters_silhouette > 0 else None)
+                           masks=masks if opts.iters_silhouette > 0 else None,
+                           height=true_height if name in HEIGHT_GIVEN else None)
             sec = time.perf_counter() - t0
             v = fit.vertices(model=model)
             j = fit.joints(model=model)
@@ -105,8 +111,10 @@ def main() -> None:
             both_c = contact[1:] & contact[:-1]
             slide = step[both_c].mean() * 1000 if both_c.any() else np.nan
             true_step = np.linalg.norm(np.diff(kp_c[:, soles], axis=0), axis=-1)[both_c].mean() * 1000
+            root = np.linalg.norm(j[:, 0] - root_c, axis=-1).mean() * 1000
             row = {"vertex_mm": vert, "pa_mpjpe_mm": e["pa_mpjpe_mm"], "accel_mm": e["accel_mm"],
-                   "slide_mm": slide, "truth_slide_mm": true_step, "seconds": sec}
+                   "slide_mm": slide, "root_mm": root, "truth_slide_mm": true_step, "seconds": sec,
+                   "height_cm": 100 * fit.standing_height(model)[0], "true_height_cm": 100 * true_height}
             for k, val in row.items():
                 sums[name][k] = sums[name].get(k, 0.0) + val * args.frames
             print(f"{take} [{start}:{start + args.frames}] {name}: " +
@@ -114,12 +122,12 @@ def main() -> None:
         frames += args.frames
     print(f"\n{clips} clips x {args.frames} frames of held-out subject {HELD_OUT}, {args.threads} threads\n")
     print("| variant | vertex error (mm) | PA-MPJPE (mm) | accel error (mm/frame^2) | foot sliding (mm/frame) "
-          "| fitted frames/s |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "| root placement (mm) | fitted frames/s |")
+    print("|---|---:|---:|---:|---:|---:|---:|")
     for name, s in sums.items():
         m = {k: v / frames for k, v in s.items()}
         print(f"| {name} | {m['vertex_mm']:.1f} | {m['pa_mpjpe_mm']:.1f} | {m['accel_mm']:.2f} | "
-              f"{m['slide_mm']:.2f} | {args.frames / m['seconds']:.1f} |")
+              f"{m['slide_mm']:.2f} | {m['root_mm']:.0f} | {args.frames / m['seconds']:.1f} |")
     t = {k: v / frames for k, v in next(iter(sums.values())).items()}
     print(f"\n(truth's own sole motion on its contact frames: {t['truth_slide_mm']:.2f} mm/frame)")
 

@@ -123,6 +123,13 @@ class BodyModel(torch.nn.Module):
         eye = torch.eye(3, dtype=self.dtype, device=self.device)
         return eye.expand(batch, self.num_joints, 3, 3).clone()
 
+    def standing_height(self, shape: torch.Tensor | None = None) -> torch.Tensor:
+        """(B,) stature in metres of (B, S) shapes (the mean body if None): the vertical extent
+        of the rest-pose mesh, soles to crown, as a person's height is measured.
+        Differentiable in ``shape``."""
+        y = self.forward(self.rest_pose(1 if shape is None else len(shape)), shape).vertices[..., 1]
+        return y.amax(-1) - y.amin(-1)
+
     def keypoint_map(self, fmt: str) -> tuple[torch.Tensor, torch.Tensor]:
         """Linear map from the native keypoints to format ``fmt``.
 

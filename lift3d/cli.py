@@ -40,6 +40,10 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
                    help="the world's up direction in the camera's axes (x right, y down, z forward) when known, "
                         "e.g. 0,-1,0 for a levelled camera or a phone's gravity reading: the exported world's floor "
                         "is level with it (and with --imu the IMUs' tilt comes from it) instead of from the video")
+    p.add_argument("--height", type=_heights, metavar="M[,M...]",
+                   help="the person's height in metres (one per person, comma-separated, in the detector's order) "
+                        "when known: it sets the body's size and so its distance from the camera, which one camera "
+                        "cannot tell apart (a child near it looks like an adult further away)")
     p.add_argument("--export", default="bvh,fbx,glb",
                    help="animation files to write, comma-separated from bvh, fbx, glb, gltf ('' for none; default bvh,fbx,glb)")
     _add_naming_arg(p)
@@ -54,6 +58,18 @@ def _vector3(text: str) -> np.ndarray:
         return unit_up([float(x) for x in text.split(",")])
     except (ValueError, Lift3DError):
         raise argparse.ArgumentTypeError(f"expected three numbers X,Y,Z not all zero, got {text!r}") from None
+
+
+def _heights(text: str) -> list[float]:
+    from lift3d.fitting.fit import person_heights
+    from lift3d.io_utils import Lift3DError
+
+    try:
+        values = [float(x) for x in text.split(",")]
+        return person_heights(values, len(values))
+    except (ValueError, Lift3DError) as e:
+        why = str(e).removeprefix("height: ") if isinstance(e, Lift3DError) else "expected numbers"
+        raise argparse.ArgumentTypeError(f"{why}, got {text!r}") from None
 
 
 def _add_naming_arg(p: argparse.ArgumentParser) -> None:
@@ -73,7 +89,7 @@ def _run(args: argparse.Namespace) -> int:
                       model_kwargs=kwargs, fit_options=opts, mesh_stride=args.mesh_stride,
                       preview=not args.no_preview, progress=not args.quiet, device=args.device,
                       target=args.target, exports=_export_list(args.export), naming=args.naming,
-                      imu=args.imu, camera_up=args.camera_up)
+                      imu=args.imu, camera_up=args.camera_up, height=args.height)
     _summary(res)
     return 0
 
@@ -134,6 +150,7 @@ def _demo(args: argparse.Namespace) -> int:
     import cv2
 
     from lift3d.demo import demo_photo, make_demo_clip
+    from lift3d.fitting import fit_body
     from lift3d.metrics import joint_errors
     from lift3d.pipeline import reconstruct
 
@@ -155,6 +172,11 @@ def _demo(args: argparse.Namespace) -> int:
     err = joint_errors(pred, clip.keypoints3d)
     print("recovered vs true coco17 joints over {} frames: MPJPE {mpjpe_mm:.0f} mm, root-relative "
           "{root_relative_mpjpe_mm:.0f} mm, PA-MPJPE {pa_mpjpe_mm:.0f} mm".format(len(pred), **err))
+    # One camera sees size and distance only as their ratio: the body's height settles both.
+    fit = fit_body(res.keypoints, clip.camera, res.joints3d, progress=progress, height=clip.height)
+    err = joint_errors(fit.keypoints3d("coco17"), clip.keypoints3d)
+    print("  the same fit told the body's height (lift3d run --height {:.2f}): MPJPE {mpjpe_mm:.0f} mm, "
+          "root-relative {root_relative_mpjpe_mm:.0f} mm, PA-MPJPE {pa_mpjpe_mm:.0f} mm".format(clip.height, **err))
 
     print("3/3  three calibrated cameras around the same motion: triangulation and body fit")
     from lift3d import formats

@@ -46,6 +46,10 @@ def face_colours(model: body_models.BodyModel) -> np.ndarray:
     return palette[dominant[model.faces.cpu().numpy()[:, 0]]]
 
 
+# The demo body's Anny shape (gender, age, muscle, weight, height, proportions about the mean).
+DEMO_SHAPE = [0.2, 0.0, 0.1, 0.0, 0.3, 0.0]
+
+
 def _rot(axis: str, angle: np.ndarray) -> torch.Tensor:
     vec = np.zeros(angle.shape + (3,))
     vec[..., "xyz".index(axis)] = angle
@@ -87,12 +91,14 @@ class DemoClip:
         camera: the camera it was rendered through (camera frame = world frame here).
         keypoints3d: (T, 17, 3) true coco17 keypoints in the camera frame, metres.
         fps: frames per second.
+        height: the body's stature in metres (``BodyModel.standing_height``).
     """
 
     path: Path
     camera: Camera
     keypoints3d: np.ndarray
     fps: float
+    height: float
 
 
 def _background(size: tuple[int, int]) -> np.ndarray:
@@ -113,7 +119,7 @@ def make_demo_clip(path: str | Path, seconds: float = 2.0, fps: float = 30.0,
     model = body_models.load("anny")
     T = max(2, int(round(seconds * fps)))
     pose = demo_motion(model, T, fps)
-    shape = torch.tensor([[0.2, 0.0, 0.1, 0.0, 0.3, 0.0]], dtype=model.dtype)
+    shape = torch.tensor([DEMO_SHAPE], dtype=model.dtype)
     transl = torch.tensor([0.0, 0.1, 3.6], dtype=model.dtype).expand(T, 3)
     camera = Camera.from_fov(size[0], size[1], 55.0)
     with torch.no_grad():
@@ -128,7 +134,9 @@ def make_demo_clip(path: str | Path, seconds: float = 2.0, fps: float = 30.0,
                 verts = model(pose[s:s + batch], shape, transl[s:s + batch]).vertices.numpy()
             for v in verts:
                 writer.write(render_mesh(background, v, faces, camera, colours))
-    return DemoClip(Path(path), camera, kp3d, fps)
+    with torch.no_grad():
+        height = float(model.standing_height(shape)[0])
+    return DemoClip(Path(path), camera, kp3d, fps, height)
 
 
 @dataclass
@@ -166,7 +174,7 @@ def make_multiview_clip(folder: str | Path, num_cameras: int = 3, seconds: float
     T = max(2, int(round(seconds * fps)))
     pose = demo_motion(model, T, fps)
     pose[:, 0] = _rot("x", np.full(T, np.pi)) @ pose[:, 0]  # upright in a Y-up world, not a camera's
-    shape = torch.tensor([[0.2, 0.0, 0.1, 0.0, 0.3, 0.0]], dtype=model.dtype)
+    shape = torch.tensor([DEMO_SHAPE], dtype=model.dtype)
     with torch.no_grad():
         out = model(pose, shape)
     verts = out.vertices.numpy()

@@ -51,6 +51,7 @@ def reconstruct(
     naming: str = "model",
     imu=None,
     camera_up=None,
+    height=None,
 ) -> Reconstruction:
     """Reconstruct animated 3D bodies from an image, a video or a folder of frames.
 
@@ -83,6 +84,9 @@ def reconstruct(
         camera_up: (3,) the world's up direction in the camera's axes when it is known (e.g.
             (0, -1, 0) for a levelled camera): the exported world's floor is level with it, and
             with ``imu`` the IMU world's tilt comes from it (``fit_body(camera_up=)``).
+        height: the person's stature in metres (or one per person, in the detector's order),
+            when known: it sets the body's size and so its distance from the camera, which one
+            camera cannot tell apart (``fit_body(height=)``).
     Raises:
         Lift3DError (or its LoadError) with a one-line message on bad input.
     """
@@ -95,6 +99,12 @@ def reconstruct(
         from lift3d.fusion.imu import IMUData
 
         imu = imu if isinstance(imu, IMUData) else IMUData.load(imu)
+    if height is not None:  # and a height in centimetres
+        import numpy as np
+
+        from lift3d.fitting.fit import person_heights
+
+        person_heights(height, np.size(height))
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
@@ -128,7 +138,8 @@ def reconstruct(
                               f"the video ({(kp.num_frames - 1) / kp.fps:.2f} s)")
         imu = imu.resampled(kp.fps, kp.num_frames)
     fit = fit_body(kp, cam, joints3d, model=body, model_kwargs=model_kwargs, options=fit_options,
-                   device=device, progress=progress, world="auto", imu=imu, camera_up=camera_up)
+                   device=device, progress=progress, world="auto", imu=imu, camera_up=camera_up,
+                   height=height)
     files["fit"] = out / "fit.npz"
     fit.save(files["fit"])
 

@@ -368,6 +368,14 @@ class BodyFit:
         """(T, J, 3) kinematic joint positions of one person, in the fit's frame."""
         return self._evaluate(person, batch, "joints", model)
 
+    def standing_height(self, model=None) -> np.ndarray:
+        """(P,) each person's fitted stature in metres (``BodyModel.standing_height``)."""
+        import torch
+
+        model = model or self.body_model()
+        with torch.no_grad():
+            return model.standing_height(torch.as_tensor(self.shape, dtype=model.dtype)).double().cpu().numpy()
+
     def keypoints3d(self, fmt: str = "coco17", person: int = 0, model=None, batch: int = 64) -> np.ndarray:
         """(T, K, 3) named 3D keypoints of one person (format ``fmt``), in the fit's frame."""
         return self._evaluate(person, batch, "keypoints", model, fmt)

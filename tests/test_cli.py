@@ -84,6 +84,12 @@ def test_demo_clip_outputs_and_error_against_truth(demo_run):
     root_rel, pa = int(m.group(1)), int(m.group(2))
     # MediaPipe's world landmarks are the 3D target until the lifting network lands (issue 3).
     assert root_rel < 150 and pa < 70, stdout
+    # Told the body's height, the fit is placed at its distance (measured 2026-12-04: MPJPE
+    # 411 -> 80 mm; the landmarks' size guess is what misplaces it).
+    plain = int(re.search(r"recovered vs true .*?: MPJPE (\d+) mm", stdout).group(1))
+    told = re.search(r"told the body's height \(lift3d run --height ([\d.]+)\): MPJPE (\d+) mm", stdout)
+    assert told, stdout
+    assert int(told.group(2)) < 150 and int(told.group(2)) < 0.5 * plain, stdout
 
 
 def test_run_with_the_lifting_network_as_target(demo_run, tmp_path):
@@ -115,13 +121,13 @@ def test_run_with_imus(demo_run, tmp_path):
     import body_models
     import torch
 
-    from lift3d.demo import demo_motion
+    from lift3d.demo import DEMO_SHAPE, demo_motion
     from lift3d.fusion.imu import SPARSE6, segment_rotations, synthesize_imu
 
     out, _ = demo_run
     model = body_models.load("anny")
     pose = demo_motion(model, 120, 60.0).double().numpy()
-    truth = BodyFit("anny", pose[:, None], np.array([[0.2, 0.0, 0.1, 0.0, 0.3, 0.0]]),
+    truth = BodyFit("anny", pose[:, None], np.array([DEMO_SHAPE]),
                     np.tile([0.0, 0.1, 3.6], (120, 1, 1)), 60.0, frame="camera")
     imu, _, _ = synthesize_imu(truth, SPARSE6["anny"], model=model)
     imu.save(tmp_path / "imu.npz")
@@ -143,6 +149,13 @@ def test_run_with_imus(demo_run, tmp_path):
     assert proc.returncode == 1 and "shorter than the video" in proc.stderr
     proc = _cli("run", out / "inputs" / "demo_clip.mp4", "-o", tmp_path / "o3", "--camera-up", "0,0", "-q")
     assert proc.returncode == 2 and "--camera-up: expected three numbers" in proc.stderr
+
+
+def test_run_refuses_a_height_in_centimetres(tmp_path):
+    for bad, why in (("175", "give metres, not centimetres"), ("1.7,x", "expected numbers")):
+        proc = _cli("run", tmp_path / "clip.mp4", "-o", tmp_path / "o", "--height", bad)
+        assert proc.returncode == 2 and "--height: " in proc.stderr and why in proc.stderr, proc.stderr
+        assert not (tmp_path / "o").exists()
 
 
 def _one_error_line(proc):

@@ -106,6 +106,9 @@ class FitOptions:
     # hidden limbs are, which the per-frame terms above do not; its target keeps full weight
     # where the camera sees little (benchmarks/imu_eval.py).
     imu_lifter: bool = True
+    # With a known stature (``fit_body(height=)``), per m^2 of the fitted body's height error:
+    # 1 cm costs 0.1, far above the shape prior, so the body is that tall.
+    w_height: float = 1000.0
 
 
 def _rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
@@ -114,16 +117,22 @@ def _rot6d_to_matrix(x: torch.Tensor) -> torch.Tensor:
 
 
 def _initial_root(model, observed: np.ndarray, target3d: np.ndarray | None, cam: Camera,
-                  names: list[str]) -> tuple[np.ndarray, np.ndarray]:
+                  names: list[str], shape: torch.Tensor | None = None, sized_target: bool = False
+                  ) -> tuple[np.ndarray, np.ndarray]:
     """Per-frame global orientation (T, 3, 3) and translation (T, 3) to start from.
 
     Orientation: Kabsch alignment of the rest torso to the 3D target where there is one;
     otherwise upright, facing the camera or away from it as the shoulders' image order says.
-    Translation: depth from the ratio of 3D to 2D keypoint spread, x/y from the 2D centroid.
+    Translation: depth from the ratio of the rest body's (of ``shape``) 3D to 2D keypoint
+    spread, x/y from the 2D centroid; with ``sized_target`` (a target scaled to a known height)
+    and in frames where it is seen, where the target's hips' midpoint best explains the 2D
+    keypoints (``lifting.lift.root_translation``, a linear least-squares solve per frame).
+    On benchmarks/fit_eval.py that solve placed bodies of known height better (root 244 ->
+    174 mm) but the plain fit worse (315 -> 338 mm, foot sliding 9.4 -> 10.3 mm/frame).
     """
     T = observed.shape[0]
     with torch.no_grad():
-        rest = model(model.rest_pose(1), vertices=False)
+        rest = model(model.rest_pose(1), shape, vertices=False)
     rest_kp = rest.keypoints[0].double().cpu().numpy()
     root = rest.joints[0, 0].double().cpu().numpy()
     torso = [names.index(n) for n in TORSO]
@@ -159,6 +168,19 @@ def _initial_root(model, observed: np.ndarray, target3d: np.ndarray | None, cam:
         valid[t] = True
     if not valid.any():
         raise Lift3DError("no person was detected in any frame: nothing to fit")
+    if target3d is not None and sized_target:
+        from lift3d.lifting.lift import root_translation
+
+        hips = [names.index(n) for n in HIPS]
+        w = observed[..., 2] * (target3d[..., 3] > 0.3) * (target3d[:, hips, 3].min(1, keepdims=True) > 0.3)
+        solved = (w > 0.05).sum(1) >= 4
+        if solved.any():
+            rel = target3d[..., :3] - target3d[:, hips, :3].mean(1, keepdims=True)
+            centre = root_translation(rel, np.concatenate([observed[..., :2], w[..., None]], -1), cam.K)
+            body_hips = np.einsum("tij,kj->tki", G, rest_kp[hips] - root).mean(1)  # (T, 3)
+            ok = solved & (centre[:, 2] > 0.1)  # a solve behind the camera is a bad frame's
+            transl[ok] = (centre - body_hips - root)[ok]
+            valid |= ok
     transl = fill_gaps(transl, valid)
     # A median over a few frames removes single-frame depth outliers from bad detections.
     from scipy.ndimage import median_filter
@@ -181,6 +203,7 @@ def fit_body(
     imu=None,
     imu_alignment=None,
     camera_up: np.ndarray | None = None,
+    height: float | list[float] | None = None,
 ) -> BodyFit:
     """Fit a body model to every tracked person of a 2D keypoint sequence.
 
@@ -217,6 +240,10 @@ def fit_body(
             with it, only its height coming from the feet; with ``imu`` and no
             ``imu_alignment``, the IMU world's tilt comes from it too and only its heading from
             the video-only fit (``align_imus(up=)``).
+        height: the person's stature in metres (one value, or one per person), when known. One
+            camera cannot tell a small body near it from a large one further away; a known
+            height sets the body's size (the fitted shape is held to it, ``w_height``), so its
+            distance, and the 3D target is scaled to that body.
     Returns:
         BodyFit with (T, P, J, 3, 3) pose, (P, S) shape, (T, P, 3) translation and per-frame
         quality "reprojection_px" (mean error of confident keypoints; NaN where none).
@@ -240,16 +267,17 @@ def fit_body(
         from lift3d.fusion.imu import unit_up
 
         camera_up = unit_up(camera_up)
+    heights = person_heights(height, P)
     if imu is not None and imu.num_frames != T:
         raise Lift3DError(f"the IMU streams have {imu.num_frames} samples for {T} video frames: "
                           f"resample them to {keypoints.fps:g} fps (IMUData.resampled)")
     for p in range(P):
         mask_p = None if masks is None else masks if masks.ndim == 3 else masks[:, p]
         res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress, mask_p,
-                          floor_up=camera_up)
+                          floor_up=camera_up, height=heights[p])
         if imu is not None and p == 0:
             res = _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, mask_p,
-                                   imu, imu_alignment, res, camera_up)
+                                   imu, imu_alignment, res, camera_up, heights[p])
         poses.append(res.pose), shapes.append(res.shape), transls.append(res.transl)
         reproj[:, p] = res.reprojection_px
         if res.silhouette_iou is not None:
@@ -272,6 +300,62 @@ def fit_body(
                               "sequence is shorter than 10 frames): use world=False")
         fit = to_world(fit, planes[0], model)
     return fit
+
+
+def person_heights(height, P: int) -> list[float | None]:
+    """``fit_body``'s ``height`` as one stature (m) or None per person, checked."""
+    if height is None:
+        return [None] * P
+    h = np.atleast_1d(np.asarray(height, dtype=np.float64))
+    if h.ndim != 1 or len(h) not in (1, P):
+        raise Lift3DError(f"height: give one value or one per person ({P}), not {len(h)}")
+    if not np.all(np.isfinite(h)) or h.min() < 0.4 or h.max() > 2.6:
+        raise Lift3DError(f"height: {', '.join(f'{v:g}' for v in h)} m is not a person's stature "
+                          "(0.4-2.6 m; give metres, not centimetres)")
+    return [float(v) for v in np.broadcast_to(h, (P,))]
+
+
+def shape_for_height(model: body_models.BodyModel, height: float, iters: int = 40) -> torch.Tensor:
+    """(1, S) the shape closest to the mean body (least |shape|^2) that stands ``height`` metres
+    tall (``BodyModel.standing_height``), or as near as the model's shape space reaches."""
+    shape = torch.zeros(1, model.num_shape, dtype=model.dtype, device=model.device, requires_grad=True)
+    optim = torch.optim.LBFGS([shape], lr=1.0, max_iter=iters, line_search_fn="strong_wolfe")
+
+    def closure() -> torch.Tensor:
+        optim.zero_grad()
+        # 1 cm of height error weighs as much as a shape 0.1 from the mean.
+        loss = ((model.standing_height(shape) - height) / 0.01).square().sum() + 100.0 * shape.square().sum()
+        loss.backward()
+        return loss
+
+    optim.step(closure)
+    return shape.detach()
+
+
+# Bones whose length sets a 3D target's size: the legs and the torso's sides, the vertical chain
+# of a standing body. The lifter's skeleton (mocap joints) and a body model's keypoints place
+# shoulders, hips and wrists differently, so arms and widths measure a definition as much as a
+# size; on benchmarks/fit_eval.py's clips these bones gave the scale closest to the true one.
+SIZE_BONES = [("left_hip", "left_knee"), ("left_knee", "left_ankle"), ("right_hip", "right_knee"),
+              ("right_knee", "right_ankle"), ("left_shoulder", "left_hip"), ("right_shoulder", "right_hip")]
+
+
+def target_scale(target: np.ndarray, rest_keypoints: np.ndarray, names: list[str]) -> float:
+    """How much a (T, K, 4) 3D target (xyz + confidence) must be scaled to have the bone lengths
+    of the body whose (K, 3) rest keypoints are given: the ratio of their summed ``SIZE_BONES``
+    lengths, each target bone's length its median over the frames where both ends are
+    confident (> 0.3); 1 when no bone is seen."""
+    body = tgt = 0.0
+    for a, b in SIZE_BONES:
+        if a not in names or b not in names:
+            continue
+        i, j = names.index(a), names.index(b)
+        ok = (target[:, i, 3] > 0.3) & (target[:, j, 3] > 0.3)
+        if ok.sum() < 1:
+            continue
+        tgt += float(np.median(np.linalg.norm(target[ok, i, :3] - target[ok, j, :3], axis=-1)))
+        body += float(np.linalg.norm(rest_keypoints[i] - rest_keypoints[j]))
+    return body / tgt if tgt > 0 else 1.0
 
 
 def _rest_roots(fit: BodyFit, model: body_models.BodyModel) -> np.ndarray:
@@ -316,7 +400,7 @@ def to_world(fit: BodyFit, plane: ground.GroundPlane, model: body_models.BodyMod
 
 
 def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, masks, imu, alignment, first,
-                     camera_up=None):
+                     camera_up=None, height=None):
     """Align the IMUs to the vision-only fit ``first`` (unless given) and fit again with them."""
     from lift3d.fusion.imu import (align_imus, mountings_from_calibration, segment_rotations,
                                    sensed_bone_directions)
@@ -349,7 +433,7 @@ def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, ma
         floor_up = alignment.Q[:, 2].mean(0)  # Q^T z: the IMU world's up in the fit's axes
         floor_up = floor_up / np.linalg.norm(floor_up)
     return _fit_person(model, keypoints, 0, cam, joints3d, opts, device, progress, masks,
-                       imu=(imu, alignment, idx), init=first, floor_up=floor_up)
+                       imu=(imu, alignment, idx), init=first, floor_up=floor_up, height=height)
 
 
 def _imu_targets(imu, as_t, fps: float) -> dict:
@@ -413,7 +497,8 @@ def frame_visibility(observed: np.ndarray) -> np.ndarray:
 
 def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Joints3D | None,
                 opts: FitOptions, device: str, progress: bool, masks: np.ndarray | None = None,
-                imu=None, init: "PersonFit | None" = None, floor_up: np.ndarray | None = None):
+                imu=None, init: "PersonFit | None" = None, floor_up: np.ndarray | None = None,
+                height: float | None = None):
     names = model.keypoint_names
     observed = formats.convert(keypoints.data[:, p], keypoints.format, names)  # (T, K, 3)
     target = None
@@ -423,14 +508,25 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     if observed[..., 2].max() <= 0:
         raise Lift3DError(f"person {p} has no confident keypoint in any frame: nothing to fit")
     T = observed.shape[0]
+    dt = model.dtype
+    as_t = lambda x: torch.as_tensor(x, dtype=dt, device=device)  # noqa: E731
+    shape0 = None  # the shape to start from: the mean body unless the height is known
+    if init is not None:
+        shape0 = as_t(init.shape)[None]
+    elif height is not None:
+        shape0 = shape_for_height(model, height)
+    if height is not None and target is not None:
+        # The target's size is the lifter's guess at a typical body: the known height's is better.
+        with torch.no_grad():
+            rest_kp = model(model.rest_pose(1), shape0, vertices=False).keypoints[0].double().cpu().numpy()
+        target = target.copy()
+        target[..., :3] *= target_scale(target, rest_kp, names)
     vis = frame_visibility(observed)
     if target is not None and opts.target_trust_power > 0:
         target = target.copy()
         target[..., 3] *= vis[:, None] ** opts.target_trust_power
     if init is None:
-        G0, t0 = _initial_root(model, observed, target, cam, names)
-    dt = model.dtype
-    as_t = lambda x: torch.as_tensor(x, dtype=dt, device=device)  # noqa: E731
+        G0, t0 = _initial_root(model, observed, target, cam, names, shape0, sized_target=height is not None)
     obs_t, K_t = as_t(observed), as_t(cam.K)
     tgt_t = as_t(target) if target is not None else None
     sigma = opts.sigma_px or 0.04 * float(np.hypot(*keypoints.image_size))
@@ -447,7 +543,8 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
         # mocap retargeter turn it into joint rotations, so the fit starts near the answer.
         from lift3d.fitting.retarget import retarget
 
-        ws = retarget(target, names, model, iters=5, progress=False, shape=np.zeros(model.num_shape))
+        ws = retarget(target, names, model, iters=5, progress=False,
+                      shape=np.zeros(model.num_shape) if shape0 is None else shape0[0].double().cpu().numpy())
         G0 = ws["pose"][:, 0]
         body_R = ws["pose"][:, body]
     well_seen = vis >= opts.bridge_below
@@ -458,8 +555,8 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     root6 = torch.nn.Parameter(as_t(G0)[..., :2].contiguous().clone())
     transl = torch.nn.Parameter(as_t(t0).clone())
     body6 = torch.nn.Parameter(body_init.contiguous().clone())
-    shape = torch.nn.Parameter(torch.zeros(1, model.num_shape, dtype=dt, device=device) if init is None
-                               else as_t(init.shape)[None].clone())
+    shape = torch.nn.Parameter(torch.zeros(1, model.num_shape, dtype=dt, device=device) if shape0 is None
+                               else shape0.clone())
     imu_terms = _imu_targets(imu, as_t, keypoints.fps) if imu is not None else None
     relative_acc = (imu_terms is not None and imu_terms["force"] is not None
                     and opts.w_imu_relative_acceleration > 0)
@@ -477,7 +574,7 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
     floor: dict = {}  # the ground stage's plane and contacts, once found
     prior = _pose_prior(model, dt, device) if (opts.w_prior > 0 or opts.w_limits > 0) else None
 
-    def objective(only_torso: bool) -> tuple[torch.Tensor, torch.Tensor]:
+    def objective(only_torso: bool, shape_free: bool = True) -> tuple[torch.Tensor, torch.Tensor]:
         pose = full_pose()
         out = model(pose, shape, transl, vertices=False)
         kp = out.keypoints
@@ -497,6 +594,8 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
         if not only_torso:
             loss = loss + opts.w_pose * losses.rotation_prior(pose[:, body])
             loss = loss + opts.w_shape * shape.square().sum()
+            if height is not None and shape_free:  # a mesh evaluation: skipped where the shape is held
+                loss = loss + opts.w_height * (model.standing_height(shape) - height).square().sum()
             if prior is not None:
                 loss = loss + opts.w_prior * prior.nll(pose).mean()
                 loss = loss + opts.w_limits * prior.angle_limit_penalty(pose).mean()
@@ -546,7 +645,7 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
 
         def closure() -> torch.Tensor:
             optim.zero_grad()
-            loss, _ = objective(only_torso)
+            loss, _ = objective(only_torso, any(q is shape for q in params))
             loss.backward()
             bar.update(1)
             bar.set_postfix(loss=f"{loss.item():.5f}")

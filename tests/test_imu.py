@@ -202,6 +202,9 @@ def test_fit_with_imus_recovers_a_hidden_arm(anny):
 
     print(f"hidden forearm orientation error: video only {err(plain):.1f} deg, with IMUs {err(fused):.1f} deg")
     assert err(fused) < 12.0 and err(fused) < 0.5 * err(plain)
+    # The IMU refinement keeps a known height (here not the truth's: the constraint must hold).
+    told = fit_body(keypoints, cam, model=anny, options=opts, progress=False, imu=imu, height=1.5)
+    assert abs(told.standing_height(anny)[0] - 1.5) < 0.01 and err(told) < 12.0
 
 
 def test_imus_alone_with_priors(anny):

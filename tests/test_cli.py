@@ -90,6 +90,7 @@ def test_demo_clip_outputs_and_error_against_truth(demo_run):
     told = re.search(r"told the body's height \(lift3d run --height ([\d.]+)\): MPJPE (\d+) mm", stdout)
     assert told, stdout
     assert int(told.group(2)) < 150 and int(told.group(2)) < 0.5 * plain, stdout
+    assert re.search(r"fitted height \d\.\d\d m \(a guess from one camera: give --height if known\)", stdout), stdout
 
 
 def test_run_with_the_lifting_network_as_target(demo_run, tmp_path):

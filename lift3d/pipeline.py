@@ -99,7 +99,7 @@ def reconstruct(
         from lift3d.fusion.imu import IMUData
 
         imu = imu if isinstance(imu, IMUData) else IMUData.load(imu)
-    if height is not None:  # and a height in centimetres
+    if height is not None:  # a height in centimetres fails here, not after minutes of detection
         import numpy as np
 
         from lift3d.fitting.fit import person_heights

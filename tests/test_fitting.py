@@ -171,9 +171,9 @@ def test_occluded_frames_lean_on_their_well_seen_neighbours(anny):
     assert err["bridged"] < 40, err
 
 
-def test_a_known_height_sets_the_size_and_the_distance(anny):
+def test_a_known_height_sets_the_size_and_the_distance(anny, tmp_path):
     """One camera cannot tell a small body near it from a large one further away. A child's
-    body 3 m away with a 3D target of the mean adult's size (a lifter reads a typical body):
+    body 4 m away with a 3D target of the mean adult's size (a lifter reads a typical body):
     the plain fit makes a taller body further away; told the height, the fit has it and puts
     the body where it is, up to the child's other proportions (measured 2026-12-04: the hips'
     depth 2.39 m off without the height, 0.12 m of 4 m with it; root-relative error 179 -> 11 mm)."""
@@ -197,6 +197,11 @@ def test_a_known_height_sets_the_size_and_the_distance(anny):
         person_heights(175, 1)  # centimetres
     with pytest.raises(Lift3DError, match="one per person"):
         person_heights([1.7, 1.6], 3)
+    from lift3d.pipeline import reconstruct
+
+    with pytest.raises(Lift3DError, match="centimetres"):  # before the video is even opened
+        reconstruct(tmp_path / "missing.mp4", tmp_path / "out", height=[1.7, 175])
+    assert not (tmp_path / "out").exists()
 
 
 def test_frame_visibility_is_relative_to_the_clip():

@@ -11,11 +11,8 @@ from __future__ import annotations
 import tempfile
 from pathlib import Path
 
-import torch
-
-import body_models
 from lift3d import formats
-from lift3d.demo import DEMO_SHAPE, make_demo_clip
+from lift3d.demo import make_demo_clip
 from lift3d.metrics import joint_errors
 from lift3d.pipeline import reconstruct
 
@@ -25,9 +22,9 @@ def main() -> None:
     hips = [body.index(formats.index("coco17", n)) for n in ("left_hip", "right_hip")]
     print("| 3D target | fit MPJPE (mm) | root-relative (mm) | PA-MPJPE (mm) | the target's own body-joint error (mm) |")
     print("|---|---:|---:|---:|---:|")
-    height = float(body_models.load("anny").standing_height(torch.tensor([DEMO_SHAPE]))[0])
     with tempfile.TemporaryDirectory() as tmp:
         clip = make_demo_clip(Path(tmp) / "clip.mp4", progress=False)
+        height = clip.height
         for target, label, h in (("lifter", "lifting network", None), ("mediapipe", "MediaPipe world landmarks", None),
                                  ("lifter", f"lifting network, true height {height:.2f} m given", height),
                                  ("mediapipe", f"MediaPipe world landmarks, true height {height:.2f} m given", height)):

@@ -37,6 +37,7 @@ LONG = dict(iters_global=40, iters_full=200, iters_ground=60)  # the schedule be
 # The defaults before the learned foot contacts: contacts from the fitted feet's motion, the
 # floor term at 100 and the smoothness at 10.
 MOTION = dict(contacts="motion", w_ground=100.0, w_smooth=10.0)
+HEIGHT_GIVEN = "default, the true height given (fit_body(height=))"  # fit_body gets the truth's stature
 VARIANTS = {
     "default (learned contacts, warm start, 20 + 100 + 30 iterations)": FitOptions(),
     "contacts from the fitted feet's motion, w_ground 100, w_smooth 10 (previous default)": FitOptions(**MOTION),
@@ -46,9 +47,8 @@ VARIANTS = {
     "no feet/floor stage, 40 + 200": FitOptions(**{**LONG, "iters_ground": 0}),
     "no warm start, 20 + 100 + 30": FitOptions(warm_start=False),
     "default + silhouettes (40 Adam steps, true masks)": FitOptions(iters_silhouette=40),
-    "default, the true height given (fit_body(height=))": FitOptions(),
+    HEIGHT_GIVEN: FitOptions(),
 }
-HEIGHT_GIVEN = {"default, the true height given (fit_body(height=))"}
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
 
 
@@ -100,7 +100,7 @@ def main() -> None:
             t0 = time.perf_counter()
             fit = fit_body(k2, cam, target, model=model, options=opts, progress=False,
                            masks=masks if opts.iters_silhouette > 0 else None,
-                           height=true_height if name in HEIGHT_GIVEN else None)
+                           height=true_height if name == HEIGHT_GIVEN else None)
             sec = time.perf_counter() - t0
             v = fit.vertices(model=model)
             j = fit.joints(model=model)

@@ -1,7 +1,7 @@
 """Body-fit accuracy on real motion: CMU takes retargeted onto Anny, seen through random cameras.
 
     python benchmarks/fit_eval.py --clips 3 --frames 150
-    python benchmarks/fit_eval.py --clips 8 --frames 150 --variants 0,1,2   # some rows, more clips
+    python benchmarks/fit_eval.py --clips 8 --frames 150 --variants 0,9,10,11   # some rows, more clips
     python benchmarks/fit_eval.py --variants 0 --set w_smooth=100 --set w_slide=300   # one more row
 
 Each clip (held-out subject 02, so neither the lifter nor the pose prior saw it) is retargeted
@@ -34,20 +34,25 @@ from lift3d.types import Keypoints2D
 from mocap_clips import clip_arguments, detector_view, option_value, posed, retargeted_windows
 
 LONG = dict(iters_global=40, iters_full=200, iters_ground=60)  # the schedule before the warm start
+# The fit before the coarse-to-fine parameters (2026-12-05): smoothness 30, foot hold 100, one scale.
+ONE_SCALE = dict(w_smooth=30.0, w_slide=100.0, multiscale=False)
 # The defaults before the learned foot contacts: contacts from the fitted feet's motion, the
 # floor term at 100 and the smoothness at 10.
-MOTION = dict(contacts="motion", w_ground=100.0, w_smooth=10.0)
+MOTION = dict(ONE_SCALE, contacts="motion", w_ground=100.0, w_smooth=10.0)
 HEIGHT_GIVEN = "default, the true height given (fit_body(height=))"  # fit_body gets the truth's stature
 VARIANTS = {
     "default (learned contacts, warm start, 20 + 100 + 30 iterations)": FitOptions(),
     "contacts from the fitted feet's motion, w_ground 100, w_smooth 10 (previous default)": FitOptions(**MOTION),
-    "learned contacts, w_smooth 10": FitOptions(w_smooth=10.0),
+    "learned contacts, w_smooth 10, w_slide 100, one scale": FitOptions(**{**ONE_SCALE, "w_smooth": 10.0}),
     "warm start, 40 + 200 + 60 iterations": FitOptions(**LONG),
     "+ mocap GMM prior (w_prior 5e-4, w_limits 1), 40 + 200 + 60": FitOptions(w_prior=5e-4, w_limits=1.0, **LONG),
     "no feet/floor stage, 40 + 200": FitOptions(**{**LONG, "iters_ground": 0}),
     "no warm start, 20 + 100 + 30": FitOptions(warm_start=False),
     "default + silhouettes (40 Adam steps, true masks)": FitOptions(iters_silhouette=40),
     HEIGHT_GIVEN: FitOptions(),
+    "the defaults before 2026-12-05 (w_smooth 30, w_slide 100, one scale)": FitOptions(**ONE_SCALE),
+    "coarse-to-fine, w_smooth 30, w_slide 100": FitOptions(w_smooth=30.0, w_slide=100.0),
+    "one scale (no coarse-to-fine), w_smooth 300, w_slide 1000": FitOptions(multiscale=False),
 }
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
 

@@ -42,7 +42,7 @@ MOTION = dict(ONE_SCALE, contacts="motion", w_ground=100.0, w_smooth=10.0)
 HEIGHT_GIVEN = "default, the true height given (fit_body(height=))"  # fit_body gets the truth's stature
 VARIANTS = {
     "default (learned contacts, warm start, 20 + 100 + 30 iterations)": FitOptions(),
-    "contacts from the fitted feet's motion, w_ground 100, w_smooth 10 (previous default)": FitOptions(**MOTION),
+    "contacts from the fitted feet's motion, w_ground 100, w_smooth 10 (the defaults before 2026-12-01)": FitOptions(**MOTION),
     "learned contacts, w_smooth 10, w_slide 100, one scale": FitOptions(**{**ONE_SCALE, "w_smooth": 10.0}),
     "warm start, 40 + 200 + 60 iterations": FitOptions(**LONG),
     "+ mocap GMM prior (w_prior 5e-4, w_limits 1), 40 + 200 + 60": FitOptions(w_prior=5e-4, w_limits=1.0, **LONG),

@@ -3,6 +3,8 @@
     python benchmarks/imu_eval.py --clips 5 --frames 150 --threads 1   # the table in docs/BENCHMARKS.md
     python benchmarks/imu_eval.py --rows 0,1 --no-imu-only --set w_imu_prior=0.1   # a setting tried
     python benchmarks/imu_eval.py --clips 10 ...   # all six long-enough takes, other windows
+    python benchmarks/imu_eval.py --rows 0,1,6 --no-imu-only --heights   # the true alignment; statures
+    python benchmarks/imu_eval.py --rows 0,1 --no-imu-only --true-height  # every fit knows the height
 
 Each clip (CMU subject 02, held out from the lifter and the pose prior) is retargeted onto Anny
 with a random shape: that posed body is the truth. A random camera sees it as corrupted
@@ -21,7 +23,8 @@ and once with the N-pose mountings but the 2D lifter's target throughout
 (``FitOptions.imu_lifter = False``: the IMU refinement otherwise re-lifts with the sensed bone
 directions, ``lifting.imu_input``); and once with the N-pose mountings and the camera's up
 direction known to 1 degree (``fit_body(camera_up=)``: a levelled camera or a phone's gravity
-sensor), so that only the IMU world's heading comes from the video.
+sensor), so that only the IMU world's heading comes from the video; and, as a bound on what the
+alignment costs, with the true mountings and IMU world given (``fit_body(imu_alignment=)``).
 Reported: root-relative MPJPE and PA-MPJPE of coco17 joints (mm) over the occluded second and
 over the whole clip; and, for the six IMUs alone (``fusion.imu_fit.fit_imu_only``: no camera,
 the IMU-conditional prior and the mocap GMM fill the unsensed joints), PA-MPJPE (its heading
@@ -40,7 +43,7 @@ import torch
 import body_models
 from lift3d import formats
 from lift3d.fitting import FitOptions, fit_body
-from lift3d.fusion.imu import SPARSE6, synthesize_imu
+from lift3d.fusion.imu import SPARSE6, IMUAlignment, synthesize_imu
 from lift3d.fusion.imu_fit import fit_imu_only
 from lift3d.lifting.lift import lift
 from lift3d.lifting.train import HELD_OUT
@@ -59,6 +62,10 @@ def main() -> None:
     ap.add_argument("--imu-prior-floor", type=float, default=None, help="FitOptions.imu_prior_floor")
     ap.add_argument("--rows", default=None, help="comma-separated row numbers to run (default: all; 0 = camera)")
     ap.add_argument("--no-imu-only", action="store_true", help="skip the IMU-only fit")
+    ap.add_argument("--heights", action="store_true", help="print each clip's true and fitted statures")
+    ap.add_argument("--true-height", action="store_true",
+                    help="every fit, the camera alone too, gets the truth's stature (fit_body(height=)), as "
+                         "IMU suits ask for the wearer's body height")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="change a FitOptions field for every fit (repeatable)")
     args = ap.parse_args()
@@ -77,7 +84,8 @@ def main() -> None:
             "camera + 6 IMUs (N-pose calibration, no IMU-conditional prior)": [],
             "camera + 6 IMUs (mountings from the video)": [],
             "camera + 6 IMUs (N-pose calibration, 2D lifter's target)": [],
-            "camera + 6 IMUs (N-pose calibration, camera's up known to 1 degree)": []}
+            "camera + 6 IMUs (N-pose calibration, camera's up known to 1 degree)": [],
+            "camera + 6 IMUs (true mountings and IMU world: an oracle)": []}
     if args.rows is not None:
         keep = {int(i) for i in args.rows.split(",")} | {0}
         rows = {k: v for i, (k, v) in enumerate(rows.items()) if i in keep}
@@ -97,7 +105,7 @@ def main() -> None:
         hidden = rng.choice(noisy.shape[1], size=noisy.shape[1] // 2, replace=False)
         noisy[occ, hidden, 2] = 0.0
         k2 = Keypoints2D(noisy[:, None], "openpose25", 30, cam.image_size)
-        imu, _, M_true = synthesize_imu(true_fit, SPARSE6["anny"], seed=int(rng.integers(1 << 30)), model=model)
+        imu, Q_true, M_true = synthesize_imu(true_fit, SPARSE6["anny"], seed=int(rng.integers(1 << 30)), model=model)
         target = lift(k2, cam)
         true17 = formats.convert_points(kp_c, names, "coco17")
         uncalibrated = dataclasses.replace(imu, calibration=None)
@@ -105,14 +113,22 @@ def main() -> None:
         axis = up_rng.normal(size=3)
         tilt = roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * np.radians(1.0))).numpy()
         camera_up = tilt @ cam.R @ np.array([0.0, 1.0, 0.0])
+        # The truth's alignment in the fit's (camera) axes: what align_imus would ideally find.
+        oracle = IMUAlignment(Q_true @ cam.R.T[None], M_true, np.zeros(len(M_true)))
+        with torch.no_grad():
+            true_h = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
+        heights = {}
         for name in rows:
             t0 = time.perf_counter()
-            use = None if "IMU" not in name else imu if "N-pose" in name else uncalibrated
+            use = None if "IMU" not in name else uncalibrated if "from the video" in name else imu
             o = dataclasses.replace(opts, w_imu_prior=0.0) if "no IMU-conditional" in name else opts
             o = dataclasses.replace(o, imu_lifter=False) if "2D lifter" in name else o
             up = camera_up if "up known" in name else None
-            fit = fit_body(k2, cam, target, model=model, progress=False, options=o, imu=use, camera_up=up)
+            fit = fit_body(k2, cam, target, model=model, progress=False, options=o, imu=use, camera_up=up,
+                           imu_alignment=oracle if "oracle" in name else None,
+                           height=true_h if args.true_height else None)
             sec = time.perf_counter() - t0
+            heights[name] = fit.standing_height(model)[0]
             pred = formats.convert_points(fit.keypoints3d(names, model=model), names, "coco17")
             e_occ = joint_errors(pred[occ], true17[occ])
             e_all = joint_errors(pred, true17)
@@ -132,6 +148,9 @@ def main() -> None:
                              joint_errors(pred, world17)["pa_mpjpe_mm"], sec / T * 1000])
         print(f"{take} [{start}:{start + T}]: " + ", ".join(
             f"{k.split(' (')[-1].rstrip(')')} {rows[k][-1][0]:.0f}/{rows[k][-1][2]:.0f} mm" for k in rows), flush=True)
+        if args.heights:
+            print(f"    stature: truth {true_h:.2f} m; " + ", ".join(
+                f"{k.split(' (')[-1].rstrip(')')} {h:.2f}" for k, h in heights.items()), flush=True)
 
     print(f"\n{clips} clips x {args.frames} frames, CMU subject {HELD_OUT}; occluded second = "
           "half the keypoints hidden for 30 frames\n")

@@ -199,3 +199,23 @@ def test_time_scale_augmentation_plays_windows_faster_or_slower():
     r = rates(1.4)
     assert r.min() >= 1 / 1.4 - 1e-3 and r.max() <= 1.4 + 1e-3
     assert r.min() < 0.85 and r.max() > 1.2  # both slower and faster windows
+
+
+def test_averaged_weights_get_their_own_batch_norm_statistics():
+    from lift3d.lifting.train import _refresh_batch_norm
+
+    torch.manual_seed(0)
+    net = Lifter(channels=16, dropout=0.0)
+    net.bn.running_mean.fill_(5.0)  # statistics that belong to other weights
+    net.bn.running_var.fill_(9.0)
+    seen = []
+    hook = net.bn.register_forward_pre_hook(lambda m, inp: seen.append(inp[0].detach().clone()))
+    draws = iter([torch.randn(8, net.receptive_field + 1, 17, 3) * 2 + 1 for _ in range(4)])
+    _refresh_batch_norm(net, lambda: next(draws), batches=4)
+    hook.remove()
+    assert len(seen) == 4 and not net.training and net.bn.momentum == 0.1
+    # A cumulative average over equal batches: the mean of the four batches' channel means.
+    want = torch.stack([h.mean(dim=(0, 2)) for h in seen]).mean(0)
+    assert torch.allclose(net.bn.running_mean, want, atol=1e-5)
+    want_var = torch.stack([h.var(dim=(0, 2), unbiased=True) for h in seen]).mean(0)
+    assert torch.allclose(net.bn.running_var, want_var, rtol=1e-4)

@@ -244,9 +244,15 @@ def train(args: argparse.Namespace) -> None:
     Xv, Yv = batch(WindowSampler(val_seqs), np.random.default_rng(123), 2048)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * args.steps
-    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=steps, pct_start=0.05)
+    # With --average K the last K epochs run at a constant learning rate and the weights they
+    # pass through are averaged (stochastic weight averaging): the one-cycle part is shorter.
+    averaging = min(max(args.average, 0), args.epochs - 1)
+    cycle = (args.epochs - averaging) * args.steps
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=cycle, pct_start=0.05)
+    mean_net = torch.optim.swa_utils.AveragedModel(net) if averaging else None
     last, start = float("nan"), time.time()
     bar = tqdm(total=steps, desc="training")
+    done = 0
     try:
         for epoch in range(args.epochs):
             net.train()
@@ -256,22 +262,51 @@ def train(args: argparse.Namespace) -> None:
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
-                sched.step()
+                done += 1
+                if done < cycle or mean_net is None:
+                    sched.step()
+                elif done == cycle:
+                    for group in opt.param_groups:
+                        group["lr"] = args.lr * args.average_lr
+                elif done % 10 == 0:
+                    mean_net.update_parameters(net)
                 bar.update(1)
                 bar.set_postfix(loss_mm=f"{loss.item() * 1000:.1f}")
-            net.eval()
+            out_net = net
+            if mean_net is not None and mean_net.n_averaged.item() > 0:
+                out_net = mean_net.module
+                _refresh_batch_norm(out_net, lambda: batch(sampler, rng, args.batch, args.speed, args.mix)[0])
+            out_net.eval()
             with torch.no_grad():
-                val = _pairs_loss(net, Xv, Yv, 0.0).item() * 1000
+                val = _pairs_loss(out_net, Xv, Yv, 0.0).item() * 1000
             tqdm.write(f"epoch {epoch + 1}/{args.epochs}: train loss {loss.item() * 1000:.1f} mm, "
                        f"held-out MPJPE {val:.1f} mm, {time.time() - start:.0f} s")
             # The last epoch's weights are kept, not the best held-out epoch's: choosing by the
             # held-out subject would leak it into training decisions.
             last = val
-            save(net, args.out, {"held_out_mpjpe_mm": val, "epoch": epoch + 1})
+            save(out_net, args.out, {"held_out_mpjpe_mm": val, "epoch": epoch + 1})
     except KeyboardInterrupt:
         tqdm.write("interrupted: keeping the weights of the last finished epoch")
     bar.close()
     print(f"last held-out MPJPE {last:.1f} mm; {time.time() - start:.0f} s; weights in {args.out}")
+
+
+def _refresh_batch_norm(net: Lifter, draw, batches: int = 16) -> None:
+    """Recompute every BatchNorm's running mean and variance for averaged weights (the
+    running statistics of the weights averaged over do not belong to their average)."""
+    norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d)]
+    saved = [m.momentum for m in norms]
+    for m in norms:
+        m.reset_running_stats()
+        m.momentum = None  # cumulative average over the batches below
+    net.train()
+    with torch.no_grad():
+        for _ in range(batches):
+            X = draw()
+            net.forward_center(torch.cat([X[:, :-1], X[:, 1:]]))
+    for m, mom in zip(norms, saved):
+        m.momentum = mom
+    net.eval()
 
 
 def save(net: torch.nn.Module, path: str | Path, info: dict) -> None:
@@ -304,6 +339,11 @@ def main() -> None:
                     help="the IMU lifter: also sees the six sensed bone directions (lifting.imu_input)")
     ap.add_argument("--init", default=None, help="start from these weights (same architecture, or a 2D "
                     "lifter to grow into the IMU lifter with --imu)")
+    ap.add_argument("--average", type=int, default=0, metavar="K",
+                    help="average the weights of the last K epochs, run at a constant learning rate "
+                         "(stochastic weight averaging); 0 = off")
+    ap.add_argument("--average-lr", type=float, default=0.25,
+                    help="the constant learning rate of the averaged epochs, as a fraction of --lr")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
     train(ap.parse_args())

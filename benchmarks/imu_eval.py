@@ -52,6 +52,11 @@ from lift3d.types import BodyFit, Keypoints2D
 from mocap_clips import clip_arguments, detector_view, option_value, retargeted_windows
 
 
+def short(row: str) -> str:
+    """A row's name as the per-clip lines print it: 'camera + 6 IMUs (N-pose calibration)' -> 'N-pose calibration'."""
+    return row.split(" (")[-1].rstrip(")")
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     clip_arguments(ap)
@@ -147,10 +152,10 @@ def main() -> None:
             imu_only.append([joint_errors(pred[occ], world17[occ])["pa_mpjpe_mm"],
                              joint_errors(pred, world17)["pa_mpjpe_mm"], sec / T * 1000])
         print(f"{take} [{start}:{start + T}]: " + ", ".join(
-            f"{k.split(' (')[-1].rstrip(')')} {rows[k][-1][0]:.0f}/{rows[k][-1][2]:.0f} mm" for k in rows), flush=True)
+            f"{short(k)} {rows[k][-1][0]:.0f}/{rows[k][-1][2]:.0f} mm" for k in rows), flush=True)
         if args.heights:
             print(f"    stature: truth {true_h:.2f} m; " + ", ".join(
-                f"{k.split(' (')[-1].rstrip(')')} {h:.2f}" for k, h in heights.items()), flush=True)
+                f"{short(k)} {h:.2f}" for k, h in heights.items()), flush=True)
 
     print(f"\n{clips} clips x {args.frames} frames, CMU subject {HELD_OUT}; occluded second = "
           "half the keypoints hidden for 30 frames\n")

@@ -293,7 +293,10 @@ def train(args: argparse.Namespace) -> None:
 
 def _refresh_batch_norm(net: Lifter, draw, batches: int = 16) -> None:
     """Recompute every BatchNorm's running mean and variance for averaged weights (the
-    running statistics of the weights averaged over do not belong to their average)."""
+    running statistics of the weights averaged over do not belong to their average).
+
+    Not ``torch.optim.swa_utils.update_bn``: that calls ``forward``, which evaluates every frame of
+    a window, while training normalises the strided frames of ``forward_center``."""
     norms = [m for m in net.modules() if isinstance(m, torch.nn.BatchNorm1d)]
     saved = [m.momentum for m in norms]
     for m in norms:

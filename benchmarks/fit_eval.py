@@ -9,7 +9,9 @@ onto Anny with a random body shape (``lift3d.fitting.retarget``); that posed bod
 A random camera (``lifting.data.sample_camera``) sees it; its openpose25 keypoints (body + feet)
 get detector-like corruption (``lifting.data.corrupt``); the lifting network gives the 3D target;
 then ``fit_body`` runs in several variants, side by side on the same input. Errors, in the camera
-frame: mean per-vertex error after subtracting each frame's root joint, PA-MPJPE on coco17,
+frame: mean per-vertex error after subtracting each frame's root joint (also with each frame's
+size matched, and Procrustes-aligned: ``metrics.vertex_errors``; the rotation that Procrustes
+takes off, about the camera's axes: ``metrics.orientation_error``), PA-MPJPE on coco17,
 acceleration error, foot sliding (mean per-frame displacement of heels and toes over the
 frames in which the truth has them in contact, from ``ground.detect_contacts`` on the truth),
 and the root joint's distance from the truth in the camera frame (placement, mostly depth).
@@ -29,7 +31,7 @@ from lift3d.fitting import fit_body, ground, render
 from lift3d.fitting.fit import FitOptions
 from lift3d.lifting.lift import lift
 from lift3d.lifting.train import HELD_OUT
-from lift3d.metrics import joint_errors
+from lift3d.metrics import joint_errors, orientation_error, vertex_errors
 from lift3d.types import Keypoints2D
 from mocap_clips import clip_arguments, detector_view, option_value, posed, retargeted_windows
 
@@ -73,12 +75,12 @@ def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     clip_arguments(ap)
     ap.add_argument("--variants", default=None,
-                    help="comma-separated row numbers of VARIANTS to run (0 = default); all if omitted")
+                    help="comma-separated row numbers of VARIANTS to run (0 = default; \"\" = only the --set row); all if omitted")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="add a row: the default FitOptions with these fields changed (repeatable)")
     args = ap.parse_args()
     variants = dict(VARIANTS.items() if args.variants is None else
-                    (list(VARIANTS.items())[int(i)] for i in args.variants.split(",")))
+                    (list(VARIANTS.items())[int(i)] for i in args.variants.split(",") if i))
     if args.set:
         changes = dict(option_value(s) for s in args.set)
         variants["default, " + ", ".join(f"{k} {v}" for k, v in changes.items())] = FitOptions(**changes)
@@ -110,14 +112,17 @@ def main() -> None:
             v = fit.vertices(model=model)
             j = fit.joints(model=model)
             kp = fit.keypoints3d(names, model=model)
-            vert = np.linalg.norm((v - j[:, :1]) - (verts_c - root_c[:, None]), axis=-1).mean() * 1000
+            ve = vertex_errors(v - j[:, :1], verts_c - root_c[:, None])
+            turn = np.degrees(np.abs(orientation_error(kp - j[:, :1], kp_c - root_c[:, None]))).mean(0)
             e = joint_errors(formats.convert_points(kp, names, "coco17"), formats.convert_points(kp_c, names, "coco17"))
             step = np.linalg.norm(np.diff(kp[:, soles], axis=0), axis=-1)  # (T-1, 4)
             both_c = contact[1:] & contact[:-1]
             slide = step[both_c].mean() * 1000 if both_c.any() else np.nan
             true_step = np.linalg.norm(np.diff(kp_c[:, soles], axis=0), axis=-1)[both_c].mean() * 1000
             root = np.linalg.norm(j[:, 0] - root_c, axis=-1).mean() * 1000
-            row = {"vertex_mm": vert, "pa_mpjpe_mm": e["pa_mpjpe_mm"], "accel_mm": e["accel_mm"],
+            row = {"vertex_mm": ve["pve_mm"], "size_matched_mm": ve["size_matched_pve_mm"],
+                   "pa_vertex_mm": ve["pa_pve_mm"], "lean_deg": turn[0], "turn_deg": turn[1],
+                   "roll_deg": turn[2], "pa_mpjpe_mm": e["pa_mpjpe_mm"], "accel_mm": e["accel_mm"],
                    "slide_mm": slide, "root_mm": root, "truth_slide_mm": true_step, "seconds": sec,
                    "height_cm": 100 * fit.standing_height(model)[0], "true_height_cm": 100 * true_height}
             for k, val in row.items():
@@ -127,12 +132,15 @@ def main() -> None:
         frames += args.frames
     print(f"\n{clips} clips x {args.frames} frames of held-out subject {HELD_OUT}, {args.threads} threads\n")
     print("| variant | vertex error (mm) | PA-MPJPE (mm) | accel error (mm/frame^2) | foot sliding (mm/frame) "
-          "| root placement (mm) | fitted frames/s |")
-    print("|---|---:|---:|---:|---:|---:|---:|")
+          "| root placement (mm) | fitted frames/s | vertex error, size matched | PA vertex error "
+          "| orientation error: lean / turn / roll (deg) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in sums.items():
         m = {k: v / frames for k, v in s.items()}
         print(f"| {name} | {m['vertex_mm']:.1f} | {m['pa_mpjpe_mm']:.1f} | {m['accel_mm']:.2f} | "
-              f"{m['slide_mm']:.2f} | {m['root_mm']:.0f} | {args.frames / m['seconds']:.1f} |")
+              f"{m['slide_mm']:.2f} | {m['root_mm']:.0f} | {args.frames / m['seconds']:.1f} | "
+              f"{m['size_matched_mm']:.1f} | {m['pa_vertex_mm']:.1f} | "
+              f"{m['lean_deg']:.1f} / {m['turn_deg']:.1f} / {m['roll_deg']:.1f} |")
     t = {k: v / frames for k, v in next(iter(sums.values())).items()}
     print(f"\n(truth's own sole motion on its contact frames: {t['truth_slide_mm']:.2f} mm/frame)")
 

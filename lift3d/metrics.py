@@ -16,13 +16,29 @@ COCO_HIPS = [formats.index("coco17", "left_hip"), formats.index("coco17", "right
 def procrustes_align(x: np.ndarray, y: np.ndarray) -> np.ndarray:
     """Move (J, 3) ``x`` by the similarity transform (rotation, scale, translation) that best
     matches (J, 3) ``y`` in the least-squares sense; reflections are excluded."""
-    mx, my = x.mean(0), y.mean(0)
-    xc, yc = x - mx, y - my
+    R, scale = _similarity(x, y)
+    return scale * (x - x.mean(0)) @ R + y.mean(0)
+
+
+def _similarity(x: np.ndarray, y: np.ndarray) -> tuple[np.ndarray, float]:
+    """Rotation R (3, 3) and scale of the best similarity taking centred x to centred y, as
+    ``scale * x @ R`` (row vectors)."""
+    xc, yc = x - x.mean(0), y - y.mean(0)
     U, S, Vt = np.linalg.svd(xc.T @ yc)
     D = np.diag([1.0, 1.0, np.sign(np.linalg.det(U @ Vt))])
     R = U @ D @ Vt
-    scale = (S * np.diag(D)).sum() / (xc**2).sum()
-    return scale * xc @ R + my
+    return R, float((S * np.diag(D)).sum() / (xc**2).sum())
+
+
+def orientation_error(pred: np.ndarray, true: np.ndarray) -> np.ndarray:
+    """(T, 3) rotation vectors (radians, in the points' axes) of the rotation that best turns
+    each frame's (T, N, 3) ``pred`` onto ``true`` (Procrustes): in camera axes, x is a lean
+    towards or away from the camera, y a turn about the image's vertical, z a roll in the image."""
+    import roma
+    import torch
+
+    R = np.stack([_similarity(p, q)[0].T for p, q in zip(pred, true)])  # column-vector form
+    return roma.rotmat_to_rotvec(torch.as_tensor(R)).numpy()
 
 
 def joint_errors(pred: np.ndarray, true: np.ndarray, root: Sequence[int] = COCO_HIPS) -> dict[str, float]:
@@ -54,3 +70,20 @@ def joint_errors(pred: np.ndarray, true: np.ndarray, root: Sequence[int] = COCO_
         "pa_mpjpe_mm": float(np.linalg.norm(pa - rel_t, axis=-1).mean() * 1000),
         "accel_mm": accel,
     }
+
+
+def vertex_errors(pred: np.ndarray, true: np.ndarray) -> dict[str, float]:
+    """Errors of (T, V, 3) root-relative mesh vertices against the truth's, in three steps that
+    split a monocular fit's error into size, orientation and pose.
+
+    Returns:
+        pve_mm: mean per-vertex error as given (the root already subtracted by the caller).
+        size_matched_pve_mm: after scaling each frame's mesh about the root by the factor that
+            best matches the truth (least squares): what is left once the size is right.
+        pa_pve_mm: after a per-frame similarity Procrustes alignment (rotation, scale,
+            translation): the pose and shape alone.
+    """
+    s = (pred * true).sum((1, 2)) / np.maximum((pred * pred).sum((1, 2)), 1e-12)  # (T,)
+    pa = np.stack([procrustes_align(p, q) for p, q in zip(pred, true)])
+    err = lambda x: float(np.linalg.norm(x - true, axis=-1).mean() * 1000)  # noqa: E731
+    return {"pve_mm": err(pred), "size_matched_pve_mm": err(s[:, None, None] * pred), "pa_pve_mm": err(pa)}

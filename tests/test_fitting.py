@@ -63,10 +63,17 @@ def test_recovers_pose_with_noise_and_missing_joints(anny):
     data[::3, 0, formats.index("coco17", "left_wrist"), 2] = 0.0  # dropped detections
     data[5, 0, formats.index("coco17", "right_knee"), :2] += 150.0  # one wild outlier
     k2 = Keypoints2D(data, "coco17", 30, (640, 480))
-    fit = fit_body(k2, cam, j3, progress=False)
+    # The 3D target here is exact, not a lifter's guess: weighted as such (FitOptions.w_3d's
+    # note), it keeps the noisy 2D from pulling the body off its true size.
+    fit = fit_body(k2, cam, j3, progress=False, options=FitOptions(w_3d=30.0))
     err = joint_errors(fit.keypoints3d("coco17"), truth)
     assert err["root_relative_mpjpe_mm"] < 30, err
     assert err["pa_mpjpe_mm"] < 25, err
+    # At the default weight, set for lifter targets 70-100 mm off, the same fit may trust the
+    # 2D more and so drift in size, but not in pose.
+    fit = fit_body(k2, cam, j3, progress=False)
+    err = joint_errors(fit.keypoints3d("coco17"), truth)
+    assert err["root_relative_mpjpe_mm"] < 50 and err["pa_mpjpe_mm"] < 25, err
 
 
 def test_fits_the_smpl_family_too(tmp_path):
@@ -213,3 +220,21 @@ def test_frame_visibility_is_relative_to_the_clip():
     obs[3, :2, 2] = 0.0  # 3 of 5 seen
     obs[7, :, 2] = 0.0  # nobody
     np.testing.assert_allclose(frame_visibility(obs), [1, 1, 1, 0.6, 1, 1, 1, 0, 1, 1])
+
+
+def test_robust_3d_target_lets_the_2d_overrule_one_wrong_joint(anny):
+    """A 3D target whose right wrist is 30 cm off in every frame (a lifter's confident mistake):
+    with the robust target term (``sigma_3d``) the 2D keypoints place the wrist; with plain
+    squares the target drags it."""
+    k2, j3, cam, truth = _synthetic(anny, seed=3)
+    wrist = formats.index("coco17", "right_wrist")
+    data = j3.data.copy()
+    data[:, 0, wrist] += [0.3, 0.0, 0.0]  # sideways, where the 2D contradicts it
+    wrong = Joints3D(data, "coco17", 30, "camera")
+    err = {}
+    for sigma in (0.0, 0.05):
+        fit = fit_body(k2, cam, wrong, progress=False, options=FitOptions(sigma_3d=sigma, **NO_FLOOR))
+        kp = fit.keypoints3d("coco17")
+        rel = lambda x: x - x[:, 11:13].mean(1, keepdims=True)  # noqa: E731
+        err[sigma] = np.linalg.norm(rel(kp)[:, wrist] - rel(truth)[:, wrist], axis=-1).mean() * 1000
+    assert err[0.05] < 0.6 * err[0.0], err

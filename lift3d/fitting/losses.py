@@ -52,18 +52,24 @@ def reprojection(points_cam: torch.Tensor, observed: torch.Tensor, K: torch.Tens
     return (w * gmof(r2, sigma_px)).sum() / (w.sum().clamp(min=1e-6) * sigma_px**2)
 
 
-def root_relative_3d(points: torch.Tensor, target: torch.Tensor, root: list[int]) -> torch.Tensor:
+def root_relative_3d(points: torch.Tensor, target: torch.Tensor, root: list[int],
+                     sigma: float = 0.0) -> torch.Tensor:
     """Confidence-weighted squared distance of root-relative 3D keypoints (metres^2).
 
     Args:
         points: (T, K, 3) model keypoints.
         target: (T, K, 4) target xyz + confidence, same keypoint order.
         root: keypoint indices whose mean is the root (e.g. both hips).
+        sigma: robust scale in metres (``gmof``; 0 = plain squares): a target joint further off
+            than about sigma pulls no harder than one sigma off.
     """
     p = points - points[:, root].mean(1, keepdim=True)
     q = target[..., :3] - target[:, root, :3].mean(1, keepdim=True)
     w = target[..., 3] * target[:, root, 3].min(1, keepdim=True).values
-    return (w * (p - q).square().sum(-1)).sum() / w.sum().clamp(min=1e-6)
+    r2 = (p - q).square().sum(-1)
+    if sigma > 0:
+        r2 = gmof(r2, sigma)  # ~r2 near zero: the weight keeps its meaning
+    return (w * r2).sum() / w.sum().clamp(min=1e-6)
 
 
 def rotation_prior(rotations: torch.Tensor, weights: torch.Tensor | None = None) -> torch.Tensor:

@@ -57,6 +57,8 @@ VARIANTS = {
     "one scale (no coarse-to-fine), w_smooth 300, w_slide 1000": FitOptions(multiscale=False),
 }
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
+# Joints the lifter's h36m17 set and the body's keypoints both have, to compare their orientation.
+LIMBS = [f"{side}_{j}" for side in ("left", "right") for j in ("shoulder", "elbow", "wrist", "hip", "knee", "ankle")]
 
 
 def true_masks(model, verts_cam: np.ndarray, cam, scale: float = 0.25) -> np.ndarray:
@@ -90,6 +92,7 @@ def main() -> None:
     names = model.keypoint_names
     sums: dict[str, dict[str, float]] = {v: {} for v in variants}
     frames = clips = 0
+    target_turn = first_turn = np.zeros(3)  # lean / turn / roll (deg) on LIMBS, times frames
     for take, start, truth, shape in retargeted_windows(args.data, args.clips, args.frames, rng, model):
         clips += 1
         verts_w, kp_w, root_w = posed(model, truth, shape)
@@ -100,6 +103,11 @@ def main() -> None:
         soles = [names.index(n) for n in SOLES]
         contact = ground.detect_contacts(kp_w[:, soles], np.array([0.0, 1.0, 0.0]), 30.0)
         target = lift(k2, cam)
+        limbs_c = formats.convert_points(kp_c, names, LIMBS)
+        limbs_c -= limbs_c.mean(1, keepdims=True)
+        limbs_t = formats.convert_points(target.data[:, 0], target.format, LIMBS)
+        turn_t = np.degrees(np.abs(orientation_error(limbs_t - limbs_t.mean(1, keepdims=True), limbs_c))).mean(0)
+        target_turn = target_turn + turn_t * args.frames
         with torch.no_grad():
             true_height = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
         masks = true_masks(model, verts_c, cam) if any(o.iters_silhouette for o in variants.values()) else None
@@ -114,6 +122,13 @@ def main() -> None:
             kp = fit.keypoints3d(names, model=model)
             ve = vertex_errors(v - j[:, :1], verts_c - root_c[:, None])
             turn = np.degrees(np.abs(orientation_error(kp - j[:, :1], kp_c - root_c[:, None]))).mean(0)
+            if name == next(iter(variants)):
+                limbs = formats.convert_points(kp, names, LIMBS)
+                turn_f = np.degrees(np.abs(orientation_error(limbs - limbs.mean(1, keepdims=True), limbs_c))).mean(0)
+                first_turn = first_turn + turn_f * args.frames
+                print(f"{take} [{start}:{start + args.frames}] lean / turn / roll on the 12 limb joints (deg): "
+                      f"the lifter's target {turn_t[0]:.1f} / {turn_t[1]:.1f} / {turn_t[2]:.1f}, "
+                      f"the fit ({name}) {turn_f[0]:.1f} / {turn_f[1]:.1f} / {turn_f[2]:.1f}")
             e = joint_errors(formats.convert_points(kp, names, "coco17"), formats.convert_points(kp_c, names, "coco17"))
             step = np.linalg.norm(np.diff(kp[:, soles], axis=0), axis=-1)  # (T-1, 4)
             both_c = contact[1:] & contact[:-1]
@@ -143,6 +158,9 @@ def main() -> None:
               f"{m['lean_deg']:.1f} / {m['turn_deg']:.1f} / {m['roll_deg']:.1f} |")
     t = {k: v / frames for k, v in next(iter(sums.values())).items()}
     print(f"\n(truth's own sole motion on its contact frames: {t['truth_slide_mm']:.2f} mm/frame)")
+    a, b = target_turn / frames, first_turn / frames
+    print(f"(lean / turn / roll on the 12 limb joints: the lifter's target {a[0]:.1f} / {a[1]:.1f} / {a[2]:.1f} deg, "
+          f"the first row's fit {b[0]:.1f} / {b[1]:.1f} / {b[2]:.1f})")
 
 
 if __name__ == "__main__":

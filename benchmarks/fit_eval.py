@@ -3,6 +3,7 @@
     python benchmarks/fit_eval.py --clips 3 --frames 150
     python benchmarks/fit_eval.py --clips 8 --frames 150 --variants 0,9,10,11   # some rows, more clips
     python benchmarks/fit_eval.py --variants 0 --set w_smooth=100 --set w_slide=300   # one more row
+    python benchmarks/fit_eval.py --variants 0 --target truth    # what a perfect lifter would give
 
 Each clip (held-out subject 02, so neither the lifter nor the pose prior saw it) is retargeted
 onto Anny with a random body shape (``lift3d.fitting.retarget``); that posed body is the truth.
@@ -16,6 +17,9 @@ acceleration error, foot sliding (mean per-frame displacement of heels and toes 
 frames in which the truth has them in contact, from ``ground.detect_contacts`` on the truth),
 and the root joint's distance from the truth in the camera frame (placement, mostly depth).
 The silhouette variant also gets person masks: the true mesh rendered at a quarter resolution.
+``--clean-2d`` gives every fit (and the lifter) the exact projections instead, and ``--target
+truth`` the true 3D joints in place of the lifter's: bounds that split the error between the 2D
+and the lifter.
 """
 from __future__ import annotations
 
@@ -29,10 +33,11 @@ import body_models
 from lift3d import formats
 from lift3d.fitting import fit_body, ground, render
 from lift3d.fitting.fit import FitOptions
-from lift3d.lifting.lift import lift
+from lift3d.lifting import data as LD
+from lift3d.lifting.lift import lift, load_lifter
 from lift3d.lifting.train import HELD_OUT
 from lift3d.metrics import joint_errors, orientation_error, vertex_errors
-from lift3d.types import Keypoints2D
+from lift3d.types import Joints3D, Keypoints2D
 from mocap_clips import clip_arguments, detector_view, option_value, posed, retargeted_windows
 
 LONG = dict(iters_global=40, iters_full=200, iters_ground=60)  # the schedule before the warm start
@@ -78,6 +83,12 @@ def main() -> None:
     clip_arguments(ap)
     ap.add_argument("--variants", default=None,
                     help="comma-separated row numbers of VARIANTS to run (0 = default; \"\" = only the --set row); all if omitted")
+    ap.add_argument("--target", choices=["lifter", "truth"], default="lifter",
+                    help="the fit's 3D target: the lifting network's (as in the pipeline) or the true joints")
+    ap.add_argument("--lifter", default=None, help="the lifting network's weights (default: the shipped ones)")
+    ap.add_argument("--no-trust", action="store_true",
+                    help="the target's confidence without the lifter's trust in each joint (lift(trust=False))")
+    ap.add_argument("--clean-2d", action="store_true", help="exact projections, every joint seen, for the lifter and the fit")
     ap.add_argument("--set", action="append", default=[], metavar="NAME=VALUE",
                     help="add a row: the default FitOptions with these fields changed (repeatable)")
     args = ap.parse_args()
@@ -99,10 +110,15 @@ def main() -> None:
         cam, noisy = detector_view(rng, kp_w, names)
         to_cam = cam.world_to_camera
         verts_c, kp_c, root_c = to_cam(verts_w), to_cam(kp_w), to_cam(root_w)
+        if args.clean_2d:
+            uv, _ = LD.project(kp_w, cam)
+            noisy = np.concatenate([formats.convert_points(uv, names, "openpose25"), np.ones((len(uv), 25, 1))], -1)
         k2 = Keypoints2D(noisy[:, None], "openpose25", 30, cam.image_size)
         soles = [names.index(n) for n in SOLES]
         contact = ground.detect_contacts(kp_w[:, soles], np.array([0.0, 1.0, 0.0]), 30.0)
-        target = lift(k2, cam)
+        target = lift(k2, cam, net=load_lifter(args.lifter), trust=not args.no_trust)
+        if args.target == "truth":
+            target = Joints3D(formats.convert_points(kp_c, names, "h36m17")[:, None], "h36m17", 30)
         limbs_c = formats.convert_points(kp_c, names, LIMBS)
         limbs_c -= limbs_c.mean(1, keepdims=True)
         limbs_t = formats.convert_points(target.data[:, 0], target.format, LIMBS)
@@ -145,7 +161,10 @@ def main() -> None:
             print(f"{take} [{start}:{start + args.frames}] {name}: " +
                   ", ".join(f"{k} {val:.1f}" for k, val in row.items()), flush=True)
         frames += args.frames
-    print(f"\n{clips} clips x {args.frames} frames of held-out subject {HELD_OUT}, {args.threads} threads\n")
+    print(f"\n{clips} clips x {args.frames} frames of held-out subject {HELD_OUT}, {args.threads} threads; "
+          f"3D target: {'the true joints' if args.target == 'truth' else 'the lifter'}"
+          f"{' without its trust in each joint' if args.no_trust and args.target == 'lifter' else ''}; "
+          f"2D: {'exact' if args.clean_2d else 'detector-like'}\n")
     print("| variant | vertex error (mm) | PA-MPJPE (mm) | accel error (mm/frame^2) | foot sliding (mm/frame) "
           "| root placement (mm) | fitted frames/s | vertex error, size matched | PA vertex error "
           "| orientation error: lean / turn / roll (deg) |")

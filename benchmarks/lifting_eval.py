@@ -10,7 +10,8 @@ detector-like corruption (jitter, drift, outliers, dropout, left/right swaps); a
 default, each output averages the lifted input with its lifted mirror image (one row shows the
 temporal model without). Errors are in mm
 on the 17 h36m joints, root-relative: MPJPE, P-MPJPE (after a similarity Procrustes per frame)
-and acceleration error (mm/frame^2, VideoPose3D's definition).
+and acceleration error (mm/frame^2, VideoPose3D's definition). When the network has an error
+head, a second table sets each joint's expected error against its actual one (noisy 2D).
 """
 from __future__ import annotations
 
@@ -21,8 +22,10 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from lift3d.lifting.data import ROOT, camera_targets, corrupt, project, sample_camera
-from lift3d.lifting.lift import StreamingLifter, lift_root_relative, load_lifter, run_network
+from lift3d import formats
+from lift3d.lifting.data import OUTPUT_FORMAT, ROOT, camera_targets, corrupt, project, sample_camera
+from lift3d.lifting.lift import (ERROR_REF, StreamingLifter, lift_root_relative, lift_with_error, load_lifter,
+                                 run_network)
 from lift3d.lifting.train import HELD_OUT, load_sequences
 from lift3d.metrics import joint_errors
 
@@ -55,6 +58,26 @@ def evaluate(net, cases, flip: bool = True) -> dict[str, dict[str, float]]:
             n += T
         out[cond] = {k: v / n for k, v in sums.items()}
     return out
+
+
+def error_head_report(net, cases) -> None:
+    """Per joint, the error the network's error head expects against the error it makes, noisy 2D
+    (``lift_with_error``), and their rank correlation over every joint and frame."""
+    errs, expected = [], []
+    for case in cases:
+        pred, exp = lift_with_error(net, case["noisy"], case["camera"])
+        errs.append(np.linalg.norm(pred - case["target"], axis=-1))
+        expected.append(exp)
+    e, s = np.concatenate(errs), np.concatenate(expected)
+    keep = np.arange(e.shape[1]) != ROOT
+    rank = np.corrcoef(*(a[:, keep].ravel().argsort().argsort() for a in (e, s)))[0, 1]
+    trust = np.minimum(1.0, (ERROR_REF / np.maximum(s, 1e-6)) ** 2)
+    print(f"\nerror head, noisy 2D: rank correlation of expected and actual joint errors {rank:.2f}\n")
+    print("| joint | expected error (mm) | actual error (mm) | mean trust |")
+    print("|---|---:|---:|---:|")
+    for j in np.flatnonzero(keep):
+        print(f"| {formats.names(OUTPUT_FORMAT)[j]} | {s[:, j].mean() * 1000:.0f} | {e[:, j].mean() * 1000:.0f} | "
+              f"{trust[:, j].mean():.2f} |")
 
 
 def main() -> None:
@@ -102,6 +125,8 @@ def main() -> None:
               f"{e['pa_mpjpe_mm']:.1f} | {e['accel_mm']:.2f} |")
 
     net = nets["temporal (27 frames)"]
+    if net.error_head is not None:
+        error_head_report(net, cases)
     x = np.random.default_rng(1).standard_normal((64, 1000, 17, 3)).astype(np.float32)
     run_network(net, x[:2, :100])
     t0 = time.perf_counter()

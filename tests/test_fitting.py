@@ -18,6 +18,10 @@ from lift3d.types import Camera, Joints3D, Keypoints2D
 # them, which is right for people on a floor and wrong here. Tests of the fitter's core on them
 # take contacts from the fitted feet's motion; tests/test_contact.py covers the learned ones.
 NO_FLOOR = dict(contacts="motion")
+# The synthetic 3D targets here are exact (or exact but for a planted mistake), not a lifter's
+# guess: weighted as such (FitOptions.w_3d's note), at the weight the defaults gave every target
+# before the lifter's trust in each joint took part of it (w_3d 3 then; docs/BENCHMARKS.md).
+EXACT = dict(w_3d=10.0)
 
 
 def _synthetic(anny, T=12, noise_px=0.0, seed=0, shape=None, target_shape=None):
@@ -50,7 +54,7 @@ def _synthetic(anny, T=12, noise_px=0.0, seed=0, shape=None, target_shape=None):
 
 def test_recovers_known_pose_noise_free(anny):
     k2, j3, cam, truth = _synthetic(anny)
-    fit = fit_body(k2, cam, j3, progress=False, options=FitOptions(**NO_FLOOR))
+    fit = fit_body(k2, cam, j3, progress=False, options=FitOptions(**EXACT, **NO_FLOOR))
     err = joint_errors(fit.keypoints3d("coco17"), truth)
     assert err["root_relative_mpjpe_mm"] < 15, err
     assert err["mpjpe_mm"] < 60, err  # absolute depth is the hard part of a monocular fit
@@ -69,11 +73,12 @@ def test_recovers_pose_with_noise_and_missing_joints(anny):
     err = joint_errors(fit.keypoints3d("coco17"), truth)
     assert err["root_relative_mpjpe_mm"] < 30, err
     assert err["pa_mpjpe_mm"] < 25, err
-    # At the default weight, set for lifter targets 70-100 mm off, the same fit may trust the
-    # 2D more and so drift in size, but not in pose.
+    # At the default weight (3), set for lifter targets 70-100 mm off whose confidence also
+    # carries the lifter's trust, the same fit leans on the 2D more and so drifts in size, but
+    # not in pose (measured: 61 mm root-relative, PA-MPJPE 20.9; at w_3d 10, 40 and 19.5).
     fit = fit_body(k2, cam, j3, progress=False)
     err = joint_errors(fit.keypoints3d("coco17"), truth)
-    assert err["root_relative_mpjpe_mm"] < 50 and err["pa_mpjpe_mm"] < 25, err
+    assert err["root_relative_mpjpe_mm"] < 75 and err["pa_mpjpe_mm"] < 25, err
 
 
 def test_fits_the_smpl_family_too(tmp_path):
@@ -171,8 +176,8 @@ def test_occluded_frames_lean_on_their_well_seen_neighbours(anny):
     k2 = Keypoints2D(data, "coco17", 30, (640, 480))
     j3 = Joints3D(rel, "coco17", 30, "camera", conf)
     err = {}
-    for name, opts in {"bridged": FitOptions(**NO_FLOOR),
-                       "plain": FitOptions(target_trust_power=0.0, bridge_below=0.0, **NO_FLOOR)}.items():
+    for name, opts in {"bridged": FitOptions(**EXACT, **NO_FLOOR),
+                       "plain": FitOptions(target_trust_power=0.0, bridge_below=0.0, **EXACT, **NO_FLOOR)}.items():
         fit = fit_body(k2, cam, j3, progress=False, options=opts)
         err[name] = joint_errors(fit.keypoints3d("coco17")[occ], truth[occ])["root_relative_mpjpe_mm"]
     assert err["bridged"] < 0.7 * err["plain"], err
@@ -233,7 +238,7 @@ def test_robust_3d_target_lets_the_2d_overrule_one_wrong_joint(anny):
     wrong = Joints3D(data, "coco17", 30, "camera")
     err = {}
     for sigma in (0.0, 0.05):
-        fit = fit_body(k2, cam, wrong, progress=False, options=FitOptions(sigma_3d=sigma, **NO_FLOOR))
+        fit = fit_body(k2, cam, wrong, progress=False, options=FitOptions(sigma_3d=sigma, **EXACT, **NO_FLOOR))
         kp = fit.keypoints3d("coco17")
         rel = lambda x: x - x[:, 11:13].mean(1, keepdims=True)  # noqa: E731
         err[sigma] = np.linalg.norm(rel(kp)[:, wrist] - rel(truth)[:, wrist], axis=-1).mean() * 1000

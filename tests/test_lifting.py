@@ -6,7 +6,8 @@ import torch
 
 from lift3d.lifting import data
 from lift3d import formats
-from lift3d.lifting.lift import WEIGHTS, StreamingLifter, lift, lift_root_relative, load_lifter, root_translation
+from lift3d.lifting.lift import (ERROR_REF, WEIGHTS, StreamingLifter, lift, lift_root_relative, lift_with_error,
+                                 load_lifter, root_translation)
 from lift3d.lifting.model import Lifter
 from lift3d.types import Camera, Keypoints2D
 
@@ -39,6 +40,24 @@ def test_forward_center_is_forward_valid_at_the_centre():
         x = torch.randn(4, net.receptive_field, 17, 3)
         with torch.no_grad():
             assert torch.allclose(net.forward_center(x), net.forward_valid(x)[:, 0], atol=1e-5)
+
+
+def test_error_head_reads_the_same_features_and_leaves_the_joints_alone():
+    """The error head's centre path matches its full path, its outputs are positive metres, the
+    joints are those of the same network without it, and a network without one says so."""
+    plain = Lifter(channels=32).eval()
+    net = Lifter(channels=32, error_head=True).eval()
+    net.load_state_dict(plain.state_dict(), strict=False)
+    x = torch.randn(3, net.receptive_field, 17, 3)
+    with torch.no_grad():
+        joints, err = net.center_with_error(x)
+        full_joints, full_err = net.forward_with_error(x)
+        assert torch.allclose(joints, plain.forward_center(x), atol=1e-5)
+        assert torch.allclose(full_joints, plain(x), atol=1e-5)
+        assert torch.allclose(err, full_err[:, net.pad], atol=1e-5)
+    assert err.shape == (3, 17) and (err > 0).all()
+    with pytest.raises(ValueError, match="no error head"):
+        plain.forward_with_error(x)
 
 
 def test_virtual_view_removes_the_obliqueness_of_an_off_centre_person():
@@ -127,11 +146,16 @@ def test_lift_api_shapes_missing_people_and_streaming():
     out = lift(Keypoints2D(kp, "blazepose33", 30, (640, 480)), Camera.from_fov(640, 480), net=net)
     assert out.data.shape == (T, 2, 17, 3) and out.format == "h36m17"
     assert np.isfinite(out.data).all()
-    # Confidence follows the detections: 0.25 + 0.75 c, a guessed joint keeping a quarter.
-    assert out.confidence[7, 0].max() == 0 and np.allclose(out.confidence[0, 0], 0.25 + 0.75 * 0.9)
+    # Confidence follows the detections, 0.25 + 0.75 c, a guessed joint keeping a quarter; times
+    # the network's trust in each joint, from the error it expects of it.
+    _, err = lift_with_error(net, formats.convert(kp[:, 0], "blazepose33", "coco17"), Camera.from_fov(640, 480))
+    trust = np.minimum(1.0, (ERROR_REF / np.maximum(err, 1e-6)) ** 2) if err is not None else np.ones((T, 17))
+    assert out.confidence[7, 0].max() == 0
+    # (rtol: the network runs on both people at once there, a batch of one here)
+    np.testing.assert_allclose(out.confidence[0, 0], (0.25 + 0.75 * 0.9) * trust[0], rtol=1e-4)
     wrist = formats.names("h36m17").index("left_wrist")
-    assert out.confidence[12, 0, wrist] == pytest.approx(0.25)
-    assert np.delete(out.confidence[12, 0], wrist).min() == pytest.approx(0.925)
+    assert out.confidence[12, 0, wrist] == pytest.approx(0.25 * trust[12, wrist], rel=1e-4)
+    np.testing.assert_allclose(np.delete(out.confidence[12, 0], wrist), 0.925 * np.delete(trust[12], wrist), rtol=1e-4)
     assert out.confidence[:, 1].max() == 0
     cam = Camera.from_fov(640, 480)
     stream = StreamingLifter(net, fmt="blazepose33", camera=cam)
@@ -162,6 +186,32 @@ def test_lifts_a_held_out_real_clip(shared_data):
     assert err < 50, f"held-out MPJPE {err:.1f} mm"
 
 
+def test_expected_errors_rank_the_held_out_errors(shared_data):
+    """The shipped error head, trained on the training subjects only, on subject 02's first
+    ASF/AMC take through a random camera with detector-like 2D: the joints it expects to be far
+    off are (rank correlation 0.66 over joints and frames; bound 0.45), its trust is full at the
+    hips and lowest at the wrists and ankles, and the root, the origin, is never wrong."""
+    from lift3d.lifting.train import HELD_OUT, load_sequences
+
+    net = _weights_or_skip()
+    seqs = load_sequences(shared_data / "cmu-mocap", subjects={HELD_OUT}, progress=False)
+    seq = next(s for s in seqs if s["name"].startswith("asfamc") and len(s["inp"]) > 300)
+    rng = np.random.default_rng(5)
+    cam = data.sample_camera(rng, seq["out"])
+    uv, depth = data.project(seq["inp"], cam)
+    pred, expected = lift_with_error(net, data.corrupt(rng, uv, depth, cam.image_size), cam)
+    err = np.linalg.norm(pred - data.camera_targets(seq["out"], cam), axis=-1)
+    assert expected is not None and (expected[:, data.ROOT] == 0).all()
+    keep = np.arange(17) != data.ROOT
+    e, s = err[:, keep].ravel(), expected[:, keep].ravel()
+    rank = np.corrcoef(e.argsort().argsort(), s.argsort().argsort())[0, 1]
+    assert rank > 0.45, rank
+    names = formats.names("h36m17")
+    mean = expected.mean(0)
+    assert max(mean[names.index(n)] for n in ("left_hip", "right_hip")) < ERROR_REF
+    assert min(mean[names.index(n)] for n in ("left_wrist", "right_wrist", "left_ankle", "right_ankle")) > 2 * ERROR_REF
+
+
 def test_flip_averaging_is_mirror_equivariant():
     """With flip averaging, lifting the mirror image of a clip gives exactly the mirror of its
     lift (x negated, sides swapped), and the average differs from the plain output."""
@@ -170,9 +220,11 @@ def test_flip_averaging_is_mirror_equivariant():
     rng = np.random.default_rng(5)
     kp = np.concatenate([rng.uniform(200, 440, (12, 17, 2)), rng.uniform(0.5, 1.0, (12, 17, 1))], -1)
     mirrored = data.mirror_joints(kp, "coco17") + [2 * cam.K[0, 2], 0, 0]  # u -> 2 cx - u, sides swapped
-    a = lift_root_relative(net, kp, cam)
-    b = lift_root_relative(net, mirrored, cam)
+    a, err_a = lift_with_error(net, kp, cam)
+    b, err_b = lift_with_error(net, mirrored, cam)
     assert np.abs(data.mirror_joints(b, "h36m17") - a).max() < 1e-5
+    if err_a is not None:  # the expected errors swap sides with the joints
+        assert np.abs(err_b[..., data.mirror_order("h36m17")] - err_a).max() < 1e-6
     assert np.abs(lift_root_relative(net, kp, cam, flip=False) - a).max() > 1e-3
 
 
@@ -219,3 +271,40 @@ def test_averaged_weights_get_their_own_batch_norm_statistics():
     assert torch.allclose(net.bn.running_mean, want, atol=1e-5)
     want_var = torch.stack([h.var(dim=(0, 2), unbiased=True) for h in seen]).mean(0)
     assert torch.allclose(net.bn.running_var, want_var, rtol=1e-4)
+
+
+def test_error_head_loss_is_least_at_the_mean_error():
+    """The head's Laplace likelihood, e / s + log s, is least where s is the mean error."""
+    from lift3d.lifting.train import error_head_loss
+
+    torch.manual_seed(0)
+    net = Lifter(channels=16, error_head=True).eval()
+    X = torch.randn(32, net.receptive_field + 1, 17, 3)
+    Y = torch.randn(32, net.receptive_field + 1, 17, 3) * 0.1
+    torch.nn.init.zeros_(net.error_head.weight)
+    losses = {}
+    for scale in (0.7, 1.0, 1.4):
+        with torch.no_grad():
+            _, err = error_head_loss(net, X, Y)
+            net.error_head.bias.fill_(float(torch.log(err.mean() * scale)))
+            losses[scale] = error_head_loss(net, X, Y)[0].item()
+    assert losses[1.0] < losses[0.7] and losses[1.0] < losses[1.4]
+
+
+def test_error_head_training_leaves_the_joints(shared_data, tmp_path):
+    """``train --error-head`` on the shipped weights: a few steps change the head and nothing
+    else, and the saved file loads with its head."""
+    import argparse
+
+    from lift3d.lifting.train import train_error_head
+
+    out = tmp_path / "lifter.pt"
+    train_error_head(argparse.Namespace(init=str(WEIGHTS), data=str(shared_data / "cmu-mocap"), seed=0, threads=1,
+                                        epochs=1, steps=3, batch=64, lr=3e-3, speed=1.4, mix=0.5, out=str(out)))
+    before, after = torch.load(WEIGHTS, weights_only=True), torch.load(out, weights_only=True)
+    assert after["config"]["error_head"] and "error_head_rank_correlation" in after["info"]
+    for k, v in before["state_dict"].items():
+        if not k.startswith("error_head."):
+            assert torch.equal(after["state_dict"][k], v), k
+    assert not torch.equal(after["state_dict"]["error_head.weight"], before["state_dict"]["error_head.weight"])
+    assert load_lifter(out).error_head is not None

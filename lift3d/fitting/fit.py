@@ -44,11 +44,13 @@ class FitOptions:
     (tests/test_fitting.py) and the built-in demo clip; issue 4 retunes them on real motion."""
 
     w_2d: float = 1.0
-    # Per m^2 (1 cm RMS error costs 0.001). Set for monocular targets (the lifter's, MediaPipe's),
-    # which are 70-100 mm off: on benchmarks/fit_eval.py 10 fits real motion better than 30 on
-    # every metric (docs/BENCHMARKS.md). Raise it for a target as good as the 2D (mocap, an exact
-    # synthetic one): it also carries the body's size, which the 2D cannot.
-    w_3d: float = 10.0
+    # Per m^2 (1 cm RMS error costs 0.001), times each target joint's confidence, which for the
+    # lifter's target includes its trust in the joint (``lift``: the error head's). Set for
+    # monocular targets (the lifter's, MediaPipe's), which are 70-100 mm off: on
+    # benchmarks/fit_eval.py 3 fits real motion better than 10 and 30 (docs/BENCHMARKS.md).
+    # Raise it for a target as good as the 2D (mocap, an exact synthetic one): it also carries
+    # the body's size, which the 2D cannot.
+    w_3d: float = 3.0
     # Robust scale of the 3D target term in metres (losses.gmof; 0 = squares): with it the 2D
     # overrules a target joint that is far off. Opt-in: on benchmarks/fit_eval.py 0.05 lowered
     # vertex error / PA-MPJPE on one sample of clips (110.6 / 44.1 -> 99.9 / 42.0 mm) and raised

@@ -268,11 +268,16 @@ def view_rotation(centre: np.ndarray) -> np.ndarray:
 VIRTUAL_FOCAL = 1000.0  # "pixels" of the virtual camera; only ratios reach the network
 
 
+def mirror_order(fmt: str) -> list[int]:
+    """Index of each joint's mirror image in keypoint format ``fmt`` (left and right swapped)."""
+    names = formats.names(fmt)
+    return [names.index(formats.mirror_name(n)) for n in names]
+
+
 def mirror_joints(x: np.ndarray, fmt: str) -> np.ndarray:
     """(..., J, C) points of keypoint format ``fmt`` seen in a mirror: left and right swapped,
     x negated, the other columns (y, z, confidence) kept."""
-    names = formats.names(fmt)
-    out = x[..., [names.index(formats.mirror_name(n)) for n in names], :].copy()
+    out = x[..., mirror_order(fmt), :].copy()
     out[..., 0] *= -1.0
     return out
 

@@ -10,7 +10,7 @@ import torch
 from lift3d import formats
 from lift3d.io_utils import LoadError
 from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, ROOT, at_training_rate, canonical_2d, fill_gaps,
-                                 mirror_joints, normalize_2d)
+                                 mirror_joints, mirror_order, normalize_2d)
 from lift3d.lifting.imu_input import NUM_SENSORS, mirror_directions
 from lift3d.lifting.model import Lifter
 from lift3d.types import Camera, Joints3D, Keypoints2D
@@ -18,6 +18,9 @@ from lift3d.types import Camera, Joints3D, Keypoints2D
 WEIGHTS = Path(__file__).resolve().parents[1] / "data" / "lifter.pt"
 IMU_WEIGHTS = WEIGHTS.with_name("lifter_imu.pt")  # the lifter that also sees six sensed bones
 _CACHE: dict[tuple[str, str], Lifter] = {}
+# A joint whose expected error (the error head's) is this or less keeps its full confidence;
+# beyond, confidence falls as (ERROR_REF / expected error)^2, a Gaussian's inverse variance.
+ERROR_REF = 0.03
 
 
 def load_lifter(path: str | Path | None = None, device: str | torch.device = "cpu") -> Lifter:
@@ -95,20 +98,44 @@ def _mirror_input(x: np.ndarray) -> np.ndarray:
 def run_network(net: Lifter, x: np.ndarray, flip: bool = True) -> np.ndarray:
     """(B, T, 17 + E, 3) network input -> (B, T, 17, 3) float64 output, on the network's
     device. ``flip``: averaged with the output for the mirrored input, mirrored back."""
+    return _run(net, x, flip)[0]
+
+
+def _run(net: Lifter, x: np.ndarray, flip: bool) -> tuple[np.ndarray, np.ndarray | None]:
+    """``run_network``, and the (B, T, 17) expected joint errors (metres) when the network has
+    an error head (else None), flip-averaged alike."""
     dev = next(net.parameters()).device
+
+    def once(inp: np.ndarray) -> tuple[np.ndarray, np.ndarray | None]:
+        t = torch.as_tensor(inp, dtype=torch.float32, device=dev)
+        if net.error_head is None:
+            return net(t).double().cpu().numpy(), None
+        joints, err = net.forward_with_error(t)
+        return joints.double().cpu().numpy(), err.double().cpu().numpy()
+
     with torch.no_grad():
-        out = net(torch.as_tensor(x, dtype=torch.float32, device=dev)).double().cpu().numpy()
+        out, err = once(x)
         if flip:
-            xf = torch.as_tensor(_mirror_input(x), dtype=torch.float32, device=dev)
-            out = 0.5 * (out + mirror_joints(net(xf).double().cpu().numpy(), OUTPUT_FORMAT))
-    return out
+            out_f, err_f = once(_mirror_input(x))
+            out = 0.5 * (out + mirror_joints(out_f, OUTPUT_FORMAT))
+            if err is not None:
+                err = 0.5 * (err + err_f[..., mirror_order(OUTPUT_FORMAT)])
+    return out, err
 
 
 def lift_root_relative(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool = True,
                        directions: np.ndarray | None = None) -> np.ndarray:
+    """Run the network on (..., T, 17, 3) coco17 pixels + confidence of tracked people:
+    (..., T, 17, 3) root-relative h36m17 joints in ``camera``'s axes (``lift_with_error``)."""
+    return lift_with_error(net, kp, camera, flip, directions)[0]
+
+
+def lift_with_error(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool = True,
+                    directions: np.ndarray | None = None) -> tuple[np.ndarray, np.ndarray | None]:
     """Run the network on (..., T, 17, 3) coco17 pixels + confidence of tracked people.
 
-    Returns (..., T, 17, 3) root-relative h36m17 joints in ``camera``'s axes. A network trained
+    Returns (..., T, 17, 3) root-relative h36m17 joints in ``camera``'s axes, and the (..., T, 17)
+    expected error of each (metres) when the network has an error head, else None. A network trained
     on the virtual view (``data.canonicalize``) needs the intrinsics to undo the view rotation;
     without calibration a guessed field of view costs little (the rotation is the angle of the
     person's viewing ray, which a wrong focal length changes only slightly). ``flip`` also
@@ -129,16 +156,19 @@ def lift_root_relative(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool =
         d = np.asarray(directions, dtype=np.float64).reshape(x.shape[:-2] + (extra, 3))
         x = np.concatenate([x, np.einsum("...ij,...kj->...ki", R, d)], -2)  # into the virtual axes
     # The "box" weights' output axes are the real camera's, which the mirror does not map.
-    rel = run_network(net, x, flip and R is not None)
+    rel, err = _run(net, x, flip and R is not None)
     if R is not None:
         rel = rel @ R  # virtual camera axes -> real camera axes, per frame
     rel = rel - rel[..., ROOT:ROOT + 1, :]
-    return rel.reshape(shape[:-1] + (3,))
+    if err is not None:
+        err[..., ROOT] = 0.0  # the root is the origin of root-relative joints: never wrong
+        err = err.reshape(shape[:-1])
+    return rel.reshape(shape[:-1] + (3,)), err
 
 
 def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | None = None,
          device: str | torch.device = "cpu", flip: bool = True,
-         bone_directions: np.ndarray | None = None) -> Joints3D:
+         bone_directions: np.ndarray | None = None, trust: bool = True) -> Joints3D:
     """Lift every tracked person's 2D keypoints to 3D h36m17 joints.
 
     Args:
@@ -153,10 +183,13 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
         bone_directions: (T, P, 6, 3) directions of the bones six body-worn IMUs ride on
             (``lifting.imu_input.SENSOR_BONES``), in the camera's axes, zero where a person or
             sensor has none: then the IMU lifter (``IMU_WEIGHTS``) is the default network.
+        trust: scale each joint's confidence by the network's trust in it (below), when the
+            network has an error head; False leaves the detector's part alone.
     Returns:
         Joints3D (T, P, 17, 3), format h36m17, frame "camera"; confidence 0 on frames where the
         person was not detected at all, 0.25 + 0.75 x the detector's confidence of the joint(s)
-        each output joint is made from otherwise.
+        each output joint is made from otherwise; times min(1, (ERROR_REF / e)^2) where the
+        network has an error head and e is the error it expects of the joint.
     """
     net = net or load_lifter(IMU_WEIGHTS if bone_directions is not None else None, device=device)
     kp = formats.convert(keypoints2d.data, keypoints2d.format, INPUT_FORMAT)  # (T, P, 17, 3)
@@ -169,16 +202,20 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
 
     def run(k, d=None):  # (T, P, ...) -> (P, T, ...) for the network, and back
         d = None if d is None else d.transpose(1, 0, 2, 3)
-        return lift_root_relative(net, k.transpose(1, 0, 2, 3), cam, flip, d).transpose(1, 0, 2, 3)
+        rel, err = lift_with_error(net, k.transpose(1, 0, 2, 3), cam, flip, d)
+        err = np.full(rel.shape[:-1], ERROR_REF) if err is None or not trust else err
+        return np.concatenate([rel, err[..., None]], -1).transpose(1, 0, 2, 3)  # resampled together
 
-    rel = at_training_rate(run, kp, keypoints2d.fps, extra=bone_directions).transpose(1, 0, 2, 3)  # (P, T, 17, 3)
+    both = at_training_rate(run, kp, keypoints2d.fps, extra=bone_directions).transpose(1, 0, 2, 3)
+    rel, err = both[..., :3], both[..., 3]  # (P, T, 17, 3), (P, T, 17)
     P = kp.shape[1]
     seen = (kp[..., 2] > 0).any(-1).T  # (P, T)
     # A joint the detector missed is the network's guess from context: it keeps a quarter of
     # the weight, so a fit can let other evidence (IMUs, smoothness) decide it.
     Wc, _ = formats.conversion_matrix(INPUT_FORMAT, OUTPUT_FORMAT)  # (17 out, 17 in)
     observed = np.where(Wc[None, None] > 0, kp[..., None, :, 2].clip(0, 1), 1.0).min(-1)  # (T, P, 17)
-    conf = seen[..., None] * (0.25 + 0.75 * observed.transpose(1, 0, 2))
+    trusted = np.minimum(1.0, (ERROR_REF / np.maximum(err, 1e-6)) ** 2)  # 1 where there is no head
+    conf = seen[..., None] * (0.25 + 0.75 * observed.transpose(1, 0, 2)) * trusted
     out = rel.copy()
     if camera is not None:
         W, avail = formats.conversion_matrix(OUTPUT_FORMAT, INPUT_FORMAT)

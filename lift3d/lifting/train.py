@@ -5,9 +5,12 @@
         --out baseline.pt                    # the single-frame baseline of the same size
     python -m lift3d.lifting.train --init lift3d/data/lifter.pt --imu --occlude 0.5 \\
         --out lift3d/data/lifter_imu.pt      # the IMU lifter (also sees six sensed bones)
+    python -m lift3d.lifting.train --init lift3d/data/lifter.pt --error-head --epochs 10 \\
+        --steps 100 --lr 3e-3 --out lift3d/data/lifter.pt   # + each joint's expected error
 
 The shipped weights are several continuations of the first run (``--init``, ``--dropout``,
-``--speed``, ``--mix``); docs/BENCHMARKS.md lists each round's command, time and held-out figures.
+``--speed``, ``--mix``), then an error head trained on the frozen network (``--error-head``);
+docs/BENCHMARKS.md lists each round's command, time and held-out figures.
 
 Split: CMU subject 02 is held out entirely (both formats) for evaluation; subjects 01, 03
 (ASF/AMC and BVH) and 05, 06, 07 (BVH) train. Everything is resampled to 30 fps. Every epoch
@@ -227,6 +230,9 @@ def train(args: argparse.Namespace) -> None:
         if args.dropout is not None:  # the network underfits: a continuation may lower it
             config["dropout"] = args.dropout
         config, state = grow_inputs(config, {k: v.float() for k, v in ckpt["state_dict"].items()}, extra)
+        if config.pop("error_head", False):  # it reads features this training will change
+            state = {k: v for k, v in state.items() if not k.startswith("error_head.")}
+            print("the error head of the --init weights is dropped: train a new one with --error-head after")
         net = Lifter(**config)
         net.load_state_dict(state)
     rf = net.receptive_field
@@ -291,6 +297,66 @@ def train(args: argparse.Namespace) -> None:
     print(f"last held-out MPJPE {last:.1f} mm; {time.time() - start:.0f} s; weights in {args.out}")
 
 
+def error_head_loss(net: Lifter, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+    """Laplace negative log-likelihood of the centre outputs' per-joint errors under the error
+    head's scales, e / s + log s, which is least where s is the error's expected value; and the
+    (B, J - 1) errors themselves (metres). The root, always at zero, is left out."""
+    rf = net.receptive_field
+    pred, s = net.center_with_error(X[:, :rf])
+    err = (pred - pred[:, ROOT:ROOT + 1] - Y[:, rf // 2]).norm(dim=-1).detach()
+    keep = [j for j in range(pred.shape[1]) if j != ROOT]
+    err, s = err[:, keep], s[:, keep]
+    return (err / s + s.log()).mean(), err
+
+
+def train_error_head(args: argparse.Namespace) -> None:
+    """Fit the error head of the ``--init`` network, every other weight frozen (its outputs
+    unchanged), on the training distribution of windows (``--speed``, ``--mix``)."""
+    if not args.init:
+        raise SystemExit("--error-head trains a head for existing weights: give them with --init")
+    rng, seqs, val_seqs = prepare(args)
+    ckpt = torch.load(args.init, map_location="cpu", weights_only=True)
+    net = Lifter(**{**ckpt["config"], "error_head": True})
+    missing = net.load_state_dict({k: v.float() for k, v in ckpt["state_dict"].items()}, strict=False).missing_keys
+    if any(not k.startswith("error_head.") for k in missing):
+        raise SystemExit(f"{args.init}: not a lifter's weights (missing {missing})")
+    net.eval()  # BatchNorm keeps its statistics, dropout stays off: the joints do not change
+    for name, p in net.named_parameters():
+        p.requires_grad_(name.startswith("error_head."))
+    if "error_head.weight" in missing:  # a fresh head starts at a guess of 5 cm everywhere
+        torch.nn.init.zeros_(net.error_head.weight)
+        torch.nn.init.constant_(net.error_head.bias, float(np.log(0.05)))
+    sampler, rf = WindowSampler(seqs), net.receptive_field
+    Xv, Yv = (torch.as_tensor(a) for a in WindowSampler(val_seqs).sample(np.random.default_rng(123), 2048, rf))
+    opt = torch.optim.Adam(net.error_head.parameters(), lr=args.lr)
+    sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * args.steps,
+                                                pct_start=0.05)
+    start = time.time()
+    bar = tqdm(total=args.epochs * args.steps, desc="error head")
+    try:
+        for epoch in range(args.epochs):
+            for _ in range(args.steps):
+                X, Y = sampler.sample(rng, args.batch, rf, speed=args.speed, mix=args.mix)
+                loss, _ = error_head_loss(net, torch.as_tensor(X), torch.as_tensor(Y))
+                opt.zero_grad()
+                loss.backward()
+                opt.step()
+                sched.step()
+                bar.update(1)
+            with torch.no_grad():
+                _, s = net.center_with_error(Xv)
+                _, err = error_head_loss(net, Xv, Yv)
+            s = s[:, [j for j in range(s.shape[1]) if j != ROOT]]
+            rank = np.corrcoef(err.flatten().argsort().argsort(), s.flatten().argsort().argsort())[0, 1]
+            tqdm.write(f"epoch {epoch + 1}/{args.epochs}: held-out joint error {err.mean() * 1000:.1f} mm, "
+                       f"expected {s.mean() * 1000:.1f} mm, rank correlation {rank:.2f}, {time.time() - start:.0f} s")
+            save(net, args.out, {**ckpt.get("info", {}), "error_head_rank_correlation": float(rank)})
+    except KeyboardInterrupt:
+        tqdm.write("interrupted: keeping the weights of the last finished epoch")
+    bar.close()
+    print(f"{time.time() - start:.0f} s; weights in {args.out}")
+
+
 def _refresh_batch_norm(net: Lifter, draw, batches: int = 16) -> None:
     """Recompute every BatchNorm's running mean and variance for averaged weights (the
     running statistics of the weights averaged over do not belong to their average).
@@ -347,9 +413,12 @@ def main() -> None:
                          "(stochastic weight averaging); 0 = off")
     ap.add_argument("--average-lr", type=float, default=0.25,
                     help="the constant learning rate of the averaged epochs, as a fraction of --lr")
+    ap.add_argument("--error-head", action="store_true",
+                    help="train only a head that predicts each joint's expected error, for the --init weights")
     ap.add_argument("--threads", type=int, default=2)
     ap.add_argument("--seed", type=int, default=0)
-    train(ap.parse_args())
+    args = ap.parse_args()
+    (train_error_head if args.error_head else train)(args)
 
 
 if __name__ == "__main__":

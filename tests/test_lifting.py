@@ -156,6 +156,12 @@ def test_lift_api_shapes_missing_people_and_streaming():
     wrist = formats.names("h36m17").index("left_wrist")
     assert out.confidence[12, 0, wrist] == pytest.approx(0.25 * trust[12, wrist], rel=1e-4)
     np.testing.assert_allclose(np.delete(out.confidence[12, 0], wrist), 0.925 * np.delete(trust[12], wrist), rtol=1e-4)
+    # Without the detector's part (an IMU lifter's target) a detected person's joints keep the
+    # trust alone, the missed wrist too; undetected frames and people stay at 0.
+    full = lift(Keypoints2D(kp, "blazepose33", 30, (640, 480)), Camera.from_fov(640, 480), net=net,
+                detector_weight=False)
+    np.testing.assert_allclose(full.confidence[12, 0], trust[12], rtol=1e-4)
+    assert full.confidence[7, 0].max() == 0 and full.confidence[:, 1].max() == 0
     assert out.confidence[:, 1].max() == 0
     cam = Camera.from_fov(640, 480)
     stream = StreamingLifter(net, fmt="blazepose33", camera=cam)
@@ -300,7 +306,8 @@ def test_error_head_training_leaves_the_joints(shared_data, tmp_path):
 
     out = tmp_path / "lifter.pt"
     train_error_head(argparse.Namespace(init=str(WEIGHTS), data=str(shared_data / "cmu-mocap"), seed=0, threads=1,
-                                        epochs=1, steps=3, batch=64, lr=3e-3, speed=1.4, mix=0.5, out=str(out)))
+                                        epochs=1, steps=3, batch=64, lr=3e-3, speed=1.4, mix=0.5, occlude=0.0,
+                                        out=str(out)))
     before, after = torch.load(WEIGHTS, weights_only=True), torch.load(out, weights_only=True)
     assert after["config"]["error_head"] and "error_head_rank_correlation" in after["info"]
     for k, v in before["state_dict"].items():

@@ -447,10 +447,9 @@ def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, ma
         dirs = sensed_bone_directions(model, imu, alignment)
         if dirs is not None and IMU_WEIGHTS.is_file():
             one = Keypoints2D(keypoints.data[:, :1], keypoints.format, keypoints.fps, keypoints.image_size)
-            joints3d = lift(one, cam, bone_directions=dirs[:, None])
             # Its joints the camera does not see are placed by the sensors, not guessed: full
             # weight, also in poorly seen frames (benchmarks/imu_eval.py: 111.9 -> 107.6 mm).
-            joints3d = dataclasses.replace(joints3d, confidence=(joints3d.confidence > 0).astype(np.float64))
+            joints3d = lift(one, cam, bone_directions=dirs[:, None], detector_weight=False)
             opts = dataclasses.replace(opts, target_trust_power=0.0)
     opts = dataclasses.replace(opts, w_3d=opts.w_3d_imu)
     # Without a known up the floor is level with the sensors' gravity: on the IMU benchmark's

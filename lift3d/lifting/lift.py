@@ -168,7 +168,8 @@ def lift_with_error(net: Lifter, kp: np.ndarray, camera: Camera, flip: bool = Tr
 
 def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | None = None,
          device: str | torch.device = "cpu", flip: bool = True,
-         bone_directions: np.ndarray | None = None, trust: bool = True) -> Joints3D:
+         bone_directions: np.ndarray | None = None, trust: bool = True,
+         detector_weight: bool = True) -> Joints3D:
     """Lift every tracked person's 2D keypoints to 3D h36m17 joints.
 
     Args:
@@ -185,6 +186,9 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
             sensor has none: then the IMU lifter (``IMU_WEIGHTS``) is the default network.
         trust: scale each joint's confidence by the network's trust in it (below), when the
             network has an error head; False leaves the detector's part alone.
+        detector_weight: False gives every joint of a frame where the person was detected the
+            full detector part (1), seen or not: an IMU lifter places the unseen ones from the
+            sensors rather than guessing them.
     Returns:
         Joints3D (T, P, 17, 3), format h36m17, frame "camera"; confidence 0 on frames where the
         person was not detected at all, 0.25 + 0.75 x the detector's confidence of the joint(s)
@@ -215,7 +219,8 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
     Wc, _ = formats.conversion_matrix(INPUT_FORMAT, OUTPUT_FORMAT)  # (17 out, 17 in)
     observed = np.where(Wc[None, None] > 0, kp[..., None, :, 2].clip(0, 1), 1.0).min(-1)  # (T, P, 17)
     trusted = np.minimum(1.0, (ERROR_REF / np.maximum(err, 1e-6)) ** 2)  # 1 where there is no head
-    conf = seen[..., None] * (0.25 + 0.75 * observed.transpose(1, 0, 2)) * trusted
+    detector = 0.25 + 0.75 * observed.transpose(1, 0, 2) if detector_weight else 1.0
+    conf = seen[..., None] * detector * trusted
     out = rel.copy()
     if camera is not None:
         W, avail = formats.conversion_matrix(OUTPUT_FORMAT, INPUT_FORMAT)

@@ -242,10 +242,7 @@ def train(args: argparse.Namespace) -> None:
     with_imu = net.config["extra_inputs"] > 0
 
     def batch(smp: WindowSampler, r: np.random.Generator, n: int, speed: float = 1.0, mix: float = 0.0):
-        X, Y = smp.sample(r, n, rf + 1, speed=speed, occlude=args.occlude, mix=mix)
-        if with_imu:  # the sensed bones' directions, from the targets in the same virtual axes
-            X = np.concatenate([X, sensor_like(r, bone_directions(Y)).astype(np.float32)], 2)
-        return torch.as_tensor(X), torch.as_tensor(Y)
+        return draw_batch(smp, r, n, rf + 1, with_imu, speed, mix, args.occlude)
 
     Xv, Yv = batch(WindowSampler(val_seqs), np.random.default_rng(123), 2048)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
@@ -297,6 +294,16 @@ def train(args: argparse.Namespace) -> None:
     print(f"last held-out MPJPE {last:.1f} mm; {time.time() - start:.0f} s; weights in {args.out}")
 
 
+def draw_batch(sampler: WindowSampler, rng: np.random.Generator, n: int, length: int, with_imu: bool,
+               speed: float = 1.0, mix: float = 0.0, occlude: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sampler.sample``'s windows as tensors; for an IMU lifter (``with_imu``) each frame also
+    carries the six sensed bones' directions, from the targets in the same virtual axes."""
+    X, Y = sampler.sample(rng, n, length, speed=speed, occlude=occlude, mix=mix)
+    if with_imu:
+        X = np.concatenate([X, sensor_like(rng, bone_directions(Y)).astype(np.float32)], 2)
+    return torch.as_tensor(X), torch.as_tensor(Y)
+
+
 def error_head_loss(net: Lifter, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
     """Laplace negative log-likelihood of the centre outputs' per-joint errors under the error
     head's scales, e / s + log s, which is least where s is the error's expected value; and the
@@ -311,7 +318,8 @@ def error_head_loss(net: Lifter, X: torch.Tensor, Y: torch.Tensor) -> tuple[torc
 
 def train_error_head(args: argparse.Namespace) -> None:
     """Fit the error head of the ``--init`` network, every other weight frozen (its outputs
-    unchanged), on the training distribution of windows (``--speed``, ``--mix``)."""
+    unchanged), on the training distribution of windows (``--speed``, ``--mix``, ``--occlude``;
+    an IMU lifter's windows carry the sensed bone directions as in its training)."""
     if not args.init:
         raise SystemExit("--error-head trains a head for existing weights: give them with --init")
     rng, seqs, val_seqs = prepare(args)
@@ -326,8 +334,8 @@ def train_error_head(args: argparse.Namespace) -> None:
     if "error_head.weight" in missing:  # a fresh head starts at a guess of 5 cm everywhere
         torch.nn.init.zeros_(net.error_head.weight)
         torch.nn.init.constant_(net.error_head.bias, float(np.log(0.05)))
-    sampler, rf = WindowSampler(seqs), net.receptive_field
-    Xv, Yv = (torch.as_tensor(a) for a in WindowSampler(val_seqs).sample(np.random.default_rng(123), 2048, rf))
+    sampler, rf, with_imu = WindowSampler(seqs), net.receptive_field, net.config["extra_inputs"] > 0
+    Xv, Yv = draw_batch(WindowSampler(val_seqs), np.random.default_rng(123), 2048, rf, with_imu, occlude=args.occlude)
     opt = torch.optim.Adam(net.error_head.parameters(), lr=args.lr)
     sched = torch.optim.lr_scheduler.OneCycleLR(opt, max_lr=args.lr, total_steps=args.epochs * args.steps,
                                                 pct_start=0.05)
@@ -336,8 +344,8 @@ def train_error_head(args: argparse.Namespace) -> None:
     try:
         for epoch in range(args.epochs):
             for _ in range(args.steps):
-                X, Y = sampler.sample(rng, args.batch, rf, speed=args.speed, mix=args.mix)
-                loss, _ = error_head_loss(net, torch.as_tensor(X), torch.as_tensor(Y))
+                X, Y = draw_batch(sampler, rng, args.batch, rf, with_imu, args.speed, args.mix, args.occlude)
+                loss, _ = error_head_loss(net, X, Y)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()

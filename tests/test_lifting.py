@@ -162,6 +162,8 @@ def test_lift_api_shapes_missing_people_and_streaming():
                 detector_weight=False)
     np.testing.assert_allclose(full.confidence[12, 0], trust[12], rtol=1e-4)
     assert full.confidence[7, 0].max() == 0 and full.confidence[:, 1].max() == 0
+    plain = lift(Keypoints2D(kp, "blazepose33", 30, (640, 480)), Camera.from_fov(640, 480), net=net, trust=False)
+    assert np.allclose(plain.confidence[0, 0], 0.925) and np.allclose(plain.data, out.data)
     assert out.confidence[:, 1].max() == 0
     cam = Camera.from_fov(640, 480)
     stream = StreamingLifter(net, fmt="blazepose33", camera=cam)

@@ -299,21 +299,27 @@ def test_error_head_loss_is_least_at_the_mean_error():
     assert losses[1.0] < losses[0.7] and losses[1.0] < losses[1.4]
 
 
-def test_error_head_training_leaves_the_joints(shared_data, tmp_path):
-    """``train --error-head`` on the shipped weights: a few steps change the head and nothing
-    else, and the saved file loads with its head."""
+@pytest.mark.parametrize("imu", [False, True], ids=["2d", "imu"])
+def test_error_head_training_leaves_the_joints(shared_data, tmp_path, imu):
+    """``train --error-head`` on the shipped weights (the 2D lifter, whose head it continues, and
+    the IMU lifter, which gets a fresh one and windows with sensed bones): a few steps change the
+    head and nothing else, and the saved file loads with its head."""
     import argparse
 
+    from lift3d.lifting.lift import IMU_WEIGHTS
     from lift3d.lifting.train import train_error_head
 
-    out = tmp_path / "lifter.pt"
-    train_error_head(argparse.Namespace(init=str(WEIGHTS), data=str(shared_data / "cmu-mocap"), seed=0, threads=1,
-                                        epochs=1, steps=3, batch=64, lr=3e-3, speed=1.4, mix=0.5, occlude=0.0,
-                                        out=str(out)))
-    before, after = torch.load(WEIGHTS, weights_only=True), torch.load(out, weights_only=True)
+    init, out = IMU_WEIGHTS if imu else WEIGHTS, tmp_path / "lifter.pt"
+    train_error_head(argparse.Namespace(init=str(init), data=str(shared_data / "cmu-mocap"), seed=0, threads=1,
+                                        epochs=1, steps=3, batch=64, lr=3e-3, speed=1.4, mix=0.5,
+                                        occlude=0.5 if imu else 0.0, out=str(out)))
+    before, after = torch.load(init, weights_only=True), torch.load(out, weights_only=True)
     assert after["config"]["error_head"] and "error_head_rank_correlation" in after["info"]
     for k, v in before["state_dict"].items():
         if not k.startswith("error_head."):
             assert torch.equal(after["state_dict"][k], v), k
-    assert not torch.equal(after["state_dict"]["error_head.weight"], before["state_dict"]["error_head.weight"])
+    if imu:  # a fresh head starts at zero weights
+        assert after["state_dict"]["error_head.weight"].abs().sum() > 0
+    else:
+        assert not torch.equal(after["state_dict"]["error_head.weight"], before["state_dict"]["error_head.weight"])
     assert load_lifter(out).error_head is not None

@@ -60,6 +60,18 @@ def evaluate(net, cases, flip: bool = True) -> dict[str, dict[str, float]]:
     return out
 
 
+def per_take_report(net, cases) -> None:
+    """The temporal model's noisy-2D MPJPE / P-MPJPE per take, over its cameras: the ASF/AMC
+    takes and their BVH conversions (another skeleton) side by side."""
+    print("\n| take | frames x cameras | MPJPE (mm) | P-MPJPE (mm) |")
+    print("|---|---:|---:|---:|")
+    for take in sorted({c["take"] for c in cases}):
+        mine = [c for c in cases if c["take"] == take]
+        e = evaluate(net, [{**c, "clean": c["noisy"]} for c in mine])["noisy"]
+        n = sum(len(c["target"]) for c in mine)
+        print(f"| {take} | {n} | {e['root_relative_mpjpe_mm']:.1f} | {e['pa_mpjpe_mm']:.1f} |")
+
+
 def error_head_report(net, cases) -> None:
     """Per joint, the error the network's error head expects against the error it makes, noisy 2D
     (``lift_with_error``), and their rank correlation over every joint and frame."""
@@ -90,6 +102,8 @@ def main() -> None:
     ap.add_argument("--subject", default=HELD_OUT,
                     help="CMU subject to evaluate on (default: the held-out one; a training subject "
                          "shows how well the network fits the motion it trained on)")
+    ap.add_argument("--per-take", action="store_true",
+                    help="also print the temporal model's noisy-2D errors per take (ASF/AMC and BVH versions)")
     ap.add_argument("--views", choices=["random", "tripod"], default="random",
                     help="random: the training distribution of cameras (the goal's figure); tripod: only "
                          "those of a Human3.6M-like setup (see tripod_camera)")
@@ -105,6 +119,7 @@ def main() -> None:
                 "clean": corrupt(rng, uv, depth, cam.image_size, noise=0.0),
                 "noisy": corrupt(rng, uv, depth, cam.image_size, noise=1.0),
                 "camera": cam,
+                "take": seq["name"],
                 "target": camera_targets(seq["out"], cam),
             })
     frames = sum(len(c["target"]) for c in cases)
@@ -125,6 +140,8 @@ def main() -> None:
               f"{e['pa_mpjpe_mm']:.1f} | {e['accel_mm']:.2f} |")
 
     net = nets["temporal (27 frames)"]
+    if args.per_take:
+        per_take_report(net, cases)
     if net.error_head is not None:
         error_head_report(net, cases)
     x = np.random.default_rng(1).standard_normal((64, 1000, 17, 3)).astype(np.float32)

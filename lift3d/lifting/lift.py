@@ -23,6 +23,11 @@ _CACHE: dict[tuple[str, str], Lifter] = {}
 ERROR_REF = 0.03
 
 
+def joint_trust(expected_error: np.ndarray) -> np.ndarray:
+    """(...) expected joint errors (metres) -> (...) trust in [0, 1]: min(1, (ERROR_REF / e)^2)."""
+    return np.minimum(1.0, (ERROR_REF / np.maximum(expected_error, 1e-6)) ** 2)
+
+
 def load_lifter(path: str | Path | None = None, device: str | torch.device = "cpu") -> Lifter:
     """The lifting network with its weights (the shipped ones by default), in eval mode."""
     path = Path(path) if path else WEIGHTS
@@ -218,7 +223,7 @@ def lift(keypoints2d: Keypoints2D, camera: Camera | None = None, net: Lifter | N
     # the weight, so a fit can let other evidence (IMUs, smoothness) decide it.
     Wc, _ = formats.conversion_matrix(INPUT_FORMAT, OUTPUT_FORMAT)  # (17 out, 17 in)
     observed = np.where(Wc[None, None] > 0, kp[..., None, :, 2].clip(0, 1), 1.0).min(-1)  # (T, P, 17)
-    trusted = np.minimum(1.0, (ERROR_REF / np.maximum(err, 1e-6)) ** 2)  # 1 where there is no head
+    trusted = joint_trust(err)  # 1 where there is no head
     detector = 0.25 + 0.75 * observed.transpose(1, 0, 2) if detector_weight else 1.0
     conf = seen[..., None] * detector * trusted
     out = rel.copy()

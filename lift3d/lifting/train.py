@@ -26,6 +26,7 @@ from pathlib import Path
 
 import numpy as np
 import torch
+from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from lift3d.io_utils import atomic_path
@@ -304,16 +305,16 @@ def draw_batch(sampler: WindowSampler, rng: np.random.Generator, n: int, length:
     return torch.as_tensor(X), torch.as_tensor(Y)
 
 
-def error_head_loss(net: Lifter, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor]:
+def error_head_loss(net: Lifter, X: torch.Tensor, Y: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
     """Laplace negative log-likelihood of the centre outputs' per-joint errors under the error
     head's scales, e / s + log s, which is least where s is the error's expected value; and the
-    (B, J - 1) errors themselves (metres). The root, always at zero, is left out."""
+    (B, J - 1) errors and scales themselves (metres). The root, always at zero, is left out."""
     rf = net.receptive_field
     pred, s = net.center_with_error(X[:, :rf])
     err = (pred - pred[:, ROOT:ROOT + 1] - Y[:, rf // 2]).norm(dim=-1).detach()
     keep = [j for j in range(pred.shape[1]) if j != ROOT]
     err, s = err[:, keep], s[:, keep]
-    return (err / s + s.log()).mean(), err
+    return (err / s + s.log()).mean(), err, s
 
 
 def train_error_head(args: argparse.Namespace) -> None:
@@ -345,17 +346,15 @@ def train_error_head(args: argparse.Namespace) -> None:
         for epoch in range(args.epochs):
             for _ in range(args.steps):
                 X, Y = draw_batch(sampler, rng, args.batch, rf, with_imu, args.speed, args.mix, args.occlude)
-                loss, _ = error_head_loss(net, X, Y)
+                loss, _, _ = error_head_loss(net, X, Y)
                 opt.zero_grad()
                 loss.backward()
                 opt.step()
                 sched.step()
                 bar.update(1)
             with torch.no_grad():
-                _, s = net.center_with_error(Xv)
-                _, err = error_head_loss(net, Xv, Yv)
-            s = s[:, [j for j in range(s.shape[1]) if j != ROOT]]
-            rank = np.corrcoef(err.flatten().argsort().argsort(), s.flatten().argsort().argsort())[0, 1]
+                _, err, s = error_head_loss(net, Xv, Yv)
+            rank = spearmanr(err.flatten().numpy(), s.flatten().numpy()).statistic
             tqdm.write(f"epoch {epoch + 1}/{args.epochs}: held-out joint error {err.mean() * 1000:.1f} mm, "
                        f"expected {s.mean() * 1000:.1f} mm, rank correlation {rank:.2f}, {time.time() - start:.0f} s")
             save(net, args.out, {**ckpt.get("info", {}), "error_head_rank_correlation": float(rank)})

@@ -73,6 +73,24 @@ def per_take_report(net, cases) -> None:
         print(f"| {take} | {n} | {e['root_relative_mpjpe_mm']:.1f} | {e['pa_mpjpe_mm']:.1f} |")
 
 
+def axes_report(net, cases) -> None:
+    """Where the temporal model's error lies: the mean absolute root-relative error along the
+    camera's x (right), y (down) and z (depth) axes, and MPJPE after the best per-frame scale
+    (N-MPJPE: what is left once size is right)."""
+    print("\n| 2D | mean abs x error (mm) | y (mm) | z, depth (mm) | MPJPE (mm) | N-MPJPE, scale fitted (mm) |")
+    print("|---|---:|---:|---:|---:|---:|")
+    for cond in ("clean", "noisy"):
+        sums, n = np.zeros(5), 0
+        for case in cases:
+            pred = lift_root_relative(net, case[cond], case["camera"])
+            p, t = pred - pred[:, [ROOT]], case["target"] - case["target"][:, [ROOT]]
+            scale = (p * t).sum((1, 2)) / np.maximum((p * p).sum((1, 2)), 1e-12)
+            sums += len(p) * np.r_[np.abs(p - t).mean((0, 1)), np.linalg.norm(p - t, axis=-1).mean(),
+                                   np.linalg.norm(p * scale[:, None, None] - t, axis=-1).mean()]
+            n += len(p)
+        print(f"| {cond} | " + " | ".join(f"{v * 1000 / n:.1f}" for v in sums) + " |")
+
+
 def error_head_report(net, cases) -> None:
     """Per joint, the error the network's error head expects against the error it makes, noisy 2D
     (``lift_with_error``), and their rank correlation over every joint and frame."""
@@ -105,6 +123,8 @@ def main() -> None:
                          "shows how well the network fits the motion it trained on)")
     ap.add_argument("--per-take", action="store_true",
                     help="also print the temporal model's noisy-2D errors per take (ASF/AMC and BVH versions)")
+    ap.add_argument("--axes", action="store_true",
+                    help="also print the temporal model's error along each camera axis and after a scale fit")
     ap.add_argument("--views", choices=["random", "tripod"], default="random",
                     help="random: the training distribution of cameras (the goal's figure); tripod: only "
                          "those of a Human3.6M-like setup (see tripod_camera)")
@@ -126,13 +146,15 @@ def main() -> None:
     frames = sum(len(c["target"]) for c in cases)
     which = "held-out" if args.subject == HELD_OUT else "training"
     print(f"{which} subject {args.subject}: {len(cases)} sequence-camera pairs, {frames} frames at 30 fps\n")
-    nets = {"temporal (27 frames)": load_lifter(args.weights)}
+    temporal = load_lifter(args.weights)
+    label = f"temporal ({temporal.receptive_field} frames)"
+    nets = {label: temporal}
     if Path(args.baseline).is_file():
         nets["single-frame baseline"] = load_lifter(args.baseline)
     print("| model | params | 2D | MPJPE (mm) | P-MPJPE (mm) | accel error (mm/frame^2) |")
     print("|---|---:|---|---:|---:|---:|")
     rows = [(name, net, True) for name, net in nets.items()]
-    rows.insert(1, ("temporal (27 frames), no flip averaging", nets["temporal (27 frames)"], False))
+    rows.insert(1, (f"{label}, no flip averaging", temporal, False))
     for name, net, flip in rows:
         res = evaluate(net, cases, flip)
         n_params = sum(p.numel() for p in net.parameters())
@@ -140,9 +162,11 @@ def main() -> None:
             print(f"| {name} | {n_params:,} | {cond} | {e['root_relative_mpjpe_mm']:.1f} | "
               f"{e['pa_mpjpe_mm']:.1f} | {e['accel_mm']:.2f} |")
 
-    net = nets["temporal (27 frames)"]
+    net = temporal
     if args.per_take:
         per_take_report(net, cases)
+    if args.axes:
+        axes_report(net, cases)
     if net.error_head is not None:
         error_head_report(net, cases)
     x = np.random.default_rng(1).standard_normal((64, 1000, 17, 3)).astype(np.float32)

@@ -22,6 +22,8 @@ from __future__ import annotations
 
 import argparse
 import time
+from collections.abc import Callable, Iterator
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import numpy as np
@@ -34,9 +36,10 @@ from lift3d.lifting.augment import mix_windows
 from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, ROOT, canonicalize, corrupt, mirror_joints,
                                  normalize_2d, sample_cameras)
 from lift3d.lifting.imu_input import NUM_SENSORS, bone_directions, sensor_like
-from lift3d.lifting.model import Lifter
+from lift3d.lifting.model import Lifter, TemporalBlock
 
 HELD_OUT = "02"
+GROWN_BLOCK_SCALE = 1e-3  # a new block's starting output scale (grow_receptive_field)
 FPS = 30.0
 
 
@@ -217,6 +220,39 @@ def grow_inputs(config: dict, state: dict, extra: int) -> tuple[dict, dict]:
     return config, state
 
 
+def prefetched(draw: Callable[[], tuple]) -> Iterator[tuple]:
+    """Endless ``draw()`` results, each next one made in a background thread while the caller
+    trains on the last: numpy and torch release the GIL in their heavy parts, so drawing a batch
+    of windows overlaps the network's step (for 81-frame windows they cost about the same)."""
+    with ThreadPoolExecutor(1) as pool:
+        pending = pool.submit(draw)
+        while True:
+            ready = pending.result()
+            pending = pool.submit(draw)
+            yield ready
+
+
+def grow_receptive_field(config: dict, state: dict, frames: int) -> tuple[dict, dict]:
+    """A saved lifter's config and weights with temporal blocks added (dilation x kernel each)
+    until its receptive field holds ``frames``. Each new block's last BatchNorm starts with a
+    scale of 1e-3 and no shift, so the block all but passes its input through and the grown
+    network starts out computing what the saved one did; training then teaches it the longer
+    context. (Not a scale of 0: the block's output ReLU would then sit at exactly 0, where it
+    passes no gradient, and the block would never start.)"""
+    config, state = dict(config), dict(state)
+    k, dilations = config["kernel"], list(config["dilations"])
+    if k < 2:
+        raise SystemExit("--grow needs a temporal lifter (kernel > 1), not the single-frame baseline")
+    while Lifter(**{**config, "dilations": dilations}).receptive_field < frames:
+        i = len(dilations)
+        dilations.append(dilations[-1] * k if dilations else k)
+        fresh = TemporalBlock(config["channels"], k, dilations[-1], config["dropout"])
+        torch.nn.init.constant_(fresh.bn_mix.weight, GROWN_BLOCK_SCALE)
+        state.update({f"blocks.{i}.{name}": v for name, v in fresh.state_dict().items()})
+    config["dilations"] = dilations
+    return config, state
+
+
 def train(args: argparse.Namespace) -> None:
     rng, seqs, val_seqs = prepare(args)
     frames = sum(len(s["inp"]) for s in seqs)
@@ -231,6 +267,8 @@ def train(args: argparse.Namespace) -> None:
         if args.dropout is not None:  # the network underfits: a continuation may lower it
             config["dropout"] = args.dropout
         config, state = grow_inputs(config, {k: v.float() for k, v in ckpt["state_dict"].items()}, extra)
+        if args.grow:
+            config, state = grow_receptive_field(config, state, args.grow)
         if config.pop("error_head", False):  # it reads features this training will change
             state = {k: v for k, v in state.items() if not k.startswith("error_head.")}
             print("the error head of the --init weights is dropped: train a new one with --error-head after")
@@ -257,11 +295,12 @@ def train(args: argparse.Namespace) -> None:
     last, start = float("nan"), time.time()
     bar = tqdm(total=steps, desc="training")
     done = 0
+    batches = prefetched(lambda: batch(sampler, rng, args.batch, args.speed, args.mix))
     try:
         for epoch in range(args.epochs):
             net.train()
             for _ in range(args.steps):
-                X, Y = batch(sampler, rng, args.batch, args.speed, args.mix)
+                X, Y = next(batches)
                 loss = _pairs_loss(net, X, Y, args.w_velocity)
                 opt.zero_grad()
                 loss.backward()
@@ -279,7 +318,7 @@ def train(args: argparse.Namespace) -> None:
             out_net = net
             if mean_net is not None and mean_net.n_averaged.item() > 0:
                 out_net = mean_net.module
-                _refresh_batch_norm(out_net, lambda: batch(sampler, rng, args.batch, args.speed, args.mix)[0])
+                _refresh_batch_norm(out_net, lambda: next(batches)[0])
             out_net.eval()
             with torch.no_grad():
                 val = _pairs_loss(out_net, Xv, Yv, 0.0).item() * 1000
@@ -291,6 +330,7 @@ def train(args: argparse.Namespace) -> None:
             save(out_net, args.out, {"held_out_mpjpe_mm": val, "epoch": epoch + 1})
     except KeyboardInterrupt:
         tqdm.write("interrupted: keeping the weights of the last finished epoch")
+    batches.close()
     bar.close()
     print(f"last held-out MPJPE {last:.1f} mm; {time.time() - start:.0f} s; weights in {args.out}")
 
@@ -342,10 +382,11 @@ def train_error_head(args: argparse.Namespace) -> None:
                                                 pct_start=0.05)
     start = time.time()
     bar = tqdm(total=args.epochs * args.steps, desc="error head")
+    batches = prefetched(lambda: draw_batch(sampler, rng, args.batch, rf, with_imu, args.speed, args.mix, args.occlude))
     try:
         for epoch in range(args.epochs):
             for _ in range(args.steps):
-                X, Y = draw_batch(sampler, rng, args.batch, rf, with_imu, args.speed, args.mix, args.occlude)
+                X, Y = next(batches)
                 loss, _, _ = error_head_loss(net, X, Y)
                 opt.zero_grad()
                 loss.backward()
@@ -360,6 +401,7 @@ def train_error_head(args: argparse.Namespace) -> None:
             save(net, args.out, {**ckpt.get("info", {}), "error_head_rank_correlation": float(rank)})
     except KeyboardInterrupt:
         tqdm.write("interrupted: keeping the weights of the last finished epoch")
+    batches.close()
     bar.close()
     print(f"{time.time() - start:.0f} s; weights in {args.out}")
 
@@ -415,6 +457,9 @@ def main() -> None:
                     help="the IMU lifter: also sees the six sensed bone directions (lifting.imu_input)")
     ap.add_argument("--init", default=None, help="start from these weights (same architecture, or a 2D "
                     "lifter to grow into the IMU lifter with --imu)")
+    ap.add_argument("--grow", type=int, default=0, metavar="FRAMES",
+                    help="with --init: add temporal blocks (starting as pass-throughs) until the receptive "
+                         "field holds FRAMES frames")
     ap.add_argument("--average", type=int, default=0, metavar="K",
                     help="average the weights of the last K epochs, run at a constant learning rate "
                          "(stochastic weight averaging); 0 = off")

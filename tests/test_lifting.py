@@ -324,3 +324,28 @@ def test_error_head_training_leaves_the_joints(shared_data, tmp_path, imu):
     else:
         assert not torch.equal(after["state_dict"]["error_head.weight"], before["state_dict"]["error_head.weight"])
     assert load_lifter(out).error_head is not None
+
+
+def test_a_continuation_trains_saves_and_repeats(shared_data, tmp_path):
+    """``train --init``: a few steps on real windows, drawn in a background thread while the
+    network trains, move the weights and save a loadable lifter; the same seed gives the same
+    weights again (the thread draws the batches in order from one generator)."""
+    import argparse
+
+    from lift3d.lifting.train import train
+
+    def run(out):
+        train(argparse.Namespace(init=str(WEIGHTS), data=str(shared_data / "cmu-mocap"), seed=0, threads=1,
+                                 channels=384, kernel=3, dropout=0.0, epochs=1, steps=3, batch=16, lr=5e-4,
+                                 w_velocity=1.0, speed=1.4, mix=0.5, occlude=0.0, imu=False, average=0,
+                                 average_lr=0.25, out=str(out)))
+        return torch.load(out, weights_only=True)
+
+    first, again = run(tmp_path / "a.pt"), run(tmp_path / "b.pt")
+    before = torch.load(WEIGHTS, weights_only=True)["state_dict"]
+    assert not first["config"]["error_head"] and np.isfinite(first["info"]["held_out_mpjpe_mm"])
+    assert not torch.equal(first["state_dict"]["head.weight"], before["head.weight"])
+    for k, v in first["state_dict"].items():
+        assert torch.equal(again["state_dict"][k], v), k
+    kp = np.concatenate([np.random.default_rng(0).uniform(200, 600, (40, 17, 2)), np.ones((40, 17, 1))], -1)
+    assert lift_root_relative(load_lifter(tmp_path / "a.pt"), kp, Camera.from_fov(800, 800)).shape == (40, 17, 3)

@@ -1,11 +1,13 @@
-"""New poses from real ones for the lifter's training: limbs grafted between mocap windows.
+"""New poses from real ones for the lifter's training: limbs grafted between mocap windows,
+and limbs turned about their root joints.
 
 Six CMU subjects hold about ten minutes of distinct motion, and a held-out person's arms and
 legs do things the others' barely did (docs/BENCHMARKS.md, issue 3). Grafting keeps each
 limb's motion real while making new combinations: one window's arm, as it moves relative to
 its own chest, is carried by another window's body (a punch over a walk, a wave over a
 squat). Each grafted bone keeps the host's length, so the host's proportions stay its own,
-and the motion stays smooth because both sources are.
+and the motion stays smooth because both sources are. Turning (``turn_limbs``) goes further:
+a whole arm or leg, its bend kept, points where no recorded limb did.
 
 Joints are ``h36m17`` (the lifter's output). Every limb joint of the lifter's ``coco17`` input
 (shoulders to wrists, hips to ankles) is the same point as in h36m17, so the input's limb
@@ -15,6 +17,7 @@ from __future__ import annotations
 
 import numpy as np
 import torch
+from scipy.spatial.transform import Rotation
 
 from lift3d import formats
 from lift3d.rotations import orthonormal_frame
@@ -105,6 +108,48 @@ def mix_windows(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate
     limbs[lone, rng.integers(0, len(LIMBS), int(lone.sum()))] = True
     donor = (np.arange(n) + rng.integers(1, n, n)) % n  # never the window itself
     new_out = graft_limbs(out, out[donor], limbs)
+    new_inp = inp.copy()
+    ci, hi = np.array(COCO_FROM_H36M).T
+    new_inp[:, :, ci] = new_out[:, :, hi]
+    return new_inp, new_out
+
+
+def turn_limbs(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate: float,
+               max_degrees: float = 45.0) -> tuple[np.ndarray, np.ndarray]:
+    """Arm or leg directions nobody recorded: in a ``rate`` fraction of windows, one limb turned
+    rigidly about its root joint (shoulder or hip) by a random rotation, fixed in the limb's body
+    frame (chest or pelvis) over the window, so it moves with the body as the recorded limb did.
+
+    The limb's own bend (elbow, knee) and bone lengths stay as recorded; only where the whole
+    limb points changes: an axis uniform on the sphere, an angle uniform in [0, ``max_degrees``].
+
+    Args:
+        inp: (N, L, 17, 3) coco17 joints; out: (N, L, 17, 3) h36m17 joints of the same windows.
+    Returns:
+        (inp, out) with the turned limbs in both: new arrays, or the given ones when no window
+        is turned.
+    """
+    n = len(out)
+    turned = np.flatnonzero(rng.random(n) < rate)
+    if not len(turned):
+        return inp, out
+    limb = rng.integers(0, len(LIMBS), len(turned))
+    axis = rng.normal(size=(len(turned), 3))
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    local = Rotation.from_rotvec(axis * np.radians(rng.uniform(0, max_degrees, (len(turned), 1)))).as_matrix()
+    new_out = out.copy()
+    chest, pelvis = body_frames(out[turned])
+    for k, chain in enumerate(LIMBS.values()):
+        sel = limb == k
+        if not sel.any():
+            continue
+        F = (pelvis if chain[0].endswith("hip") else chest)[sel]  # (m, L, 3, 3)
+        R = np.einsum("mlij,mjk,mlhk->mlih", F, local[sel], F)  # F R F^T, per frame
+        rows = turned[sel]
+        root = out[rows][:, :, _i(chain[0])]
+        for name in chain[1:]:
+            j = _i(name)
+            new_out[rows, :, j] = root + np.einsum("mlij,mlj->mli", R, out[rows][:, :, j] - root)
     new_inp = inp.copy()
     ci, hi = np.array(COCO_FROM_H36M).T
     new_inp[:, :, ci] = new_out[:, :, hi]

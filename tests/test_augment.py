@@ -19,6 +19,14 @@ def _bone(x, parent, child):
     return x[..., formats.index(H, child), :] - x[..., formats.index(H, parent), :]
 
 
+def _coco_of(out):
+    inp = np.zeros_like(out)
+    for n in formats.names("coco17"):
+        if n in formats.names(H):
+            inp[:, :, formats.index("coco17", n)] = out[:, :, formats.index(H, n)]
+    return inp
+
+
 def test_a_grafted_limb_moves_as_the_donors_in_the_hosts_body_at_the_hosts_length():
     rng = np.random.default_rng(0)
     host, donor = _windows(rng), _windows(rng)
@@ -47,10 +55,7 @@ def test_a_grafted_limb_moves_as_the_donors_in_the_hosts_body_at_the_hosts_lengt
 def test_mixing_grafts_the_chosen_fraction_and_keeps_input_and_output_one_body():
     rng = np.random.default_rng(1)
     out = _windows(rng, n=400)
-    inp = np.zeros_like(out)
-    for n in formats.names("coco17"):
-        if n in formats.names(H):
-            inp[:, :, formats.index("coco17", n)] = out[:, :, formats.index(H, n)]
+    inp = _coco_of(out)
     new_inp, new_out = mix_windows(np.random.default_rng(2), inp, out, rate=0.5)
     changed = np.abs(new_out - out).max(axis=(1, 2, 3)) > 1e-9
     assert 0.4 < changed.mean() < 0.6
@@ -63,14 +68,6 @@ def test_mixing_grafts_the_chosen_fraction_and_keeps_input_and_output_one_body()
     np.testing.assert_array_equal(out, _windows(np.random.default_rng(1), n=400))  # inputs untouched
     same_inp, same_out = mix_windows(np.random.default_rng(2), inp, out, rate=0.0)
     assert same_out is out and same_inp is inp
-
-
-def _coco_of(out):
-    inp = np.zeros_like(out)
-    for n in formats.names("coco17"):
-        if n in formats.names(H):
-            inp[:, :, formats.index("coco17", n)] = out[:, :, formats.index(H, n)]
-    return inp
 
 
 def test_a_turned_limb_keeps_its_bend_and_turns_by_one_rotation_in_its_body_frame():

@@ -56,6 +56,14 @@ def body_frames(joints: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
             frame("right_hip", "left_hip", "pelvis", "spine"))
 
 
+def _with_limbs(inp: np.ndarray, out: np.ndarray) -> np.ndarray:
+    """A copy of (N, L, 17, 3) coco17 ``inp`` with its limb joints taken from h36m17 ``out``."""
+    new_inp = inp.copy()
+    ci, hi = np.array(COCO_FROM_H36M).T
+    new_inp[:, :, ci] = out[:, :, hi]
+    return new_inp
+
+
 def graft_limbs(host: np.ndarray, donor: np.ndarray, limbs: np.ndarray) -> np.ndarray:
     """Host windows with some limbs moving as the donors' do, relative to their own bodies.
 
@@ -108,10 +116,7 @@ def mix_windows(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate
     limbs[lone, rng.integers(0, len(LIMBS), int(lone.sum()))] = True
     donor = (np.arange(n) + rng.integers(1, n, n)) % n  # never the window itself
     new_out = graft_limbs(out, out[donor], limbs)
-    new_inp = inp.copy()
-    ci, hi = np.array(COCO_FROM_H36M).T
-    new_inp[:, :, ci] = new_out[:, :, hi]
-    return new_inp, new_out
+    return _with_limbs(inp, new_out), new_out
 
 
 def turn_limbs(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate: float,
@@ -146,11 +151,9 @@ def turn_limbs(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate:
         F = (pelvis if chain[0].endswith("hip") else chest)[sel]  # (m, L, 3, 3)
         R = np.einsum("mlij,mjk,mlhk->mlih", F, local[sel], F)  # F R F^T, per frame
         rows = turned[sel]
-        root = out[rows][:, :, _i(chain[0])]
+        limb_windows = out[rows]
+        root = limb_windows[:, :, _i(chain[0])]
         for name in chain[1:]:
             j = _i(name)
-            new_out[rows, :, j] = root + np.einsum("mlij,mlj->mli", R, out[rows][:, :, j] - root)
-    new_inp = inp.copy()
-    ci, hi = np.array(COCO_FROM_H36M).T
-    new_inp[:, :, ci] = new_out[:, :, hi]
-    return new_inp, new_out
+            new_out[rows, :, j] = root + np.einsum("mlij,mlj->mli", R, limb_windows[:, :, j] - root)
+    return _with_limbs(inp, new_out), new_out

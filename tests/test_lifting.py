@@ -337,8 +337,8 @@ def test_a_continuation_trains_saves_and_repeats(shared_data, tmp_path):
     def run(out):
         train(argparse.Namespace(init=str(WEIGHTS), data=str(shared_data / "cmu-mocap"), seed=0, threads=1,
                                  channels=384, kernel=3, dropout=0.0, epochs=1, steps=3, batch=16, lr=5e-4,
-                                 w_velocity=1.0, speed=1.4, mix=0.5, turn=0.3, occlude=0.0, imu=False, average=0,
-                                 average_lr=0.25, out=str(out)))
+                                 w_velocity=1.0, speed=1.4, mix=0.5, turn=0.3, bend=0.3, lean=0.3, occlude=0.0, imu=False,
+                                 average=0, average_lr=0.25, out=str(out)))
         return torch.load(out, weights_only=True)
 
     first, again = run(tmp_path / "a.pt"), run(tmp_path / "b.pt")

@@ -1,5 +1,5 @@
 """New poses from real ones for the lifter's training: limbs grafted between mocap windows,
-and limbs turned about their root joints.
+limbs turned about their root joints, and elbows and knees bent more or less.
 
 Six CMU subjects hold about ten minutes of distinct motion, and a held-out person's arms and
 legs do things the others' barely did (docs/BENCHMARKS.md, issue 3). Grafting keeps each
@@ -7,7 +7,8 @@ limb's motion real while making new combinations: one window's arm, as it moves 
 its own chest, is carried by another window's body (a punch over a walk, a wave over a
 squat). Each grafted bone keeps the host's length, so the host's proportions stay its own,
 and the motion stays smooth because both sources are. Turning (``turn_limbs``) goes further:
-a whole arm or leg, its bend kept, points where no recorded limb did.
+a whole arm or leg, its bend kept, points where no recorded limb did; bending (``bend_limbs``)
+puts the wrist or ankle where that limb's recorded bend never did.
 
 Joints are ``h36m17`` (the lifter's output). Every limb joint of the lifter's ``coco17`` input
 (shoulders to wrists, hips to ankles) is the same point as in h36m17, so the input's limb
@@ -157,3 +158,106 @@ def turn_limbs(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate:
             j = _i(name)
             new_out[rows, :, j] = root + np.einsum("mlij,mlj->mli", R, limb_windows[:, :, j] - root)
     return _with_limbs(inp, new_out), new_out
+
+
+def bend_limbs(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate: float,
+               max_degrees: float = 45.0, limits: tuple[float, float] = (5.0, 150.0),
+               min_bend: float = 15.0) -> tuple[np.ndarray, np.ndarray]:
+    """Elbows and knees bent more or less than anyone recorded: in a ``rate`` fraction of windows,
+    one limb's lower bone (forearm or shin) turns about its middle joint, in the plane of the
+    limb, so the bend changes by an angle uniform in [-``max_degrees``, ``max_degrees``], fixed
+    over the window and kept within ``limits`` (degrees; 0 = straight).
+
+    Where the wrist or ankle lands depends on the bend as much as on where the upper bone points,
+    which ``turn_limbs`` changes; the held-out error is largest at the wrists. The limb's plane is
+    undefined for a straight limb, so only limbs bent by at least ``min_bend`` degrees in every
+    frame of the window are eligible (a window with none is left as it is). Bone lengths, the
+    upper bone and the rest of the body stay as recorded.
+
+    Args:
+        inp: (N, L, 17, 3) coco17 joints; out: (N, L, 17, 3) h36m17 joints of the same windows.
+    Returns:
+        (inp, out) with the bent limbs in both: new arrays, or the given ones when no window is bent.
+    """
+    n = len(out)
+    chosen = np.flatnonzero(rng.random(n) < rate)
+    if not len(chosen):
+        return inp, out
+    chains = [[_i(name) for name in chain] for chain in LIMBS.values()]
+    root, mid, end = (np.array(c) for c in zip(*chains))  # (4,) each
+    w = out[chosen]  # (m, L, 17, 3)
+    upper = w[:, :, mid] - w[:, :, root]  # (m, L, 4, 3)
+    lower = w[:, :, end] - w[:, :, mid]
+    cos = (upper * lower).sum(-1) / np.maximum(np.linalg.norm(upper, axis=-1) * np.linalg.norm(lower, axis=-1), 1e-9)
+    bend = np.degrees(np.arccos(np.clip(cos, -1.0, 1.0)))  # (m, L, 4)
+    eligible = (bend >= min_bend).all(1)  # (m, 4)
+    keep = eligible.any(1)
+    if not keep.any():
+        return inp, out
+    chosen, w, upper, lower, bend, eligible = (a[keep] for a in (chosen, w, upper, lower, bend, eligible))
+    # A random eligible limb per window.
+    limb = np.argmax(eligible * rng.random(eligible.shape), axis=1)
+    rows = np.arange(len(chosen))
+    u, l, b = upper[rows, :, limb], lower[rows, :, limb], bend[rows, :, limb]  # (m, L, 3), (m, L)
+    delta = rng.uniform(-max_degrees, max_degrees, (len(chosen), 1))
+    turn = np.radians(np.clip(b + delta, *limits) - b)  # (m, L): more bend is a positive turn
+    axis = np.cross(u, l)
+    axis /= np.maximum(np.linalg.norm(axis, axis=-1, keepdims=True), 1e-12)
+    R = Rotation.from_rotvec((axis * turn[..., None]).reshape(-1, 3)).as_matrix().reshape(axis.shape + (3,))
+    new_out = out.copy()
+    new_out[chosen, :, end[limb]] = w[rows, :, mid[limb]] + np.einsum("mlij,mlj->mli", R, l)
+    return _with_limbs(inp, new_out), new_out
+
+
+UPPER_BODY = [_i(n) for n in ("neck", "head", "head_top", "left_shoulder", "left_elbow", "left_wrist",
+                              "right_shoulder", "right_elbow", "right_wrist")]
+UPPER_BODY_COCO = [_i(n, "coco17") for n in formats.names("coco17") if not n.endswith(("hip", "knee", "ankle"))]
+
+
+def lean_torso(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate: float,
+               max_degrees: float = 30.0) -> tuple[np.ndarray, np.ndarray]:
+    """Upper bodies leaning and twisting as nobody recorded: in a ``rate`` fraction of windows,
+    everything above the spine joint (neck, head, face points, arms) turns rigidly about it by a
+    random rotation fixed in the pelvis's frame over the window (an axis uniform on the sphere,
+    an angle uniform in [0, ``max_degrees``]), so the upper body moves with the hips as recorded.
+
+    Args:
+        inp: (N, L, 17, 3) coco17 joints; out: (N, L, 17, 3) h36m17 joints of the same windows
+            (the same axes: the face points of ``inp`` turn with the head of ``out``).
+    Returns:
+        (inp, out) with the turned upper bodies in both: new arrays, or the given ones when no
+        window is turned.
+    """
+    n = len(out)
+    turned = np.flatnonzero(rng.random(n) < rate)
+    if not len(turned):
+        return inp, out
+    axis = rng.normal(size=(len(turned), 3))
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    local = Rotation.from_rotvec(axis * np.radians(rng.uniform(0, max_degrees, (len(turned), 1)))).as_matrix()
+    _, pelvis = body_frames(out[turned])
+    R = np.einsum("mlij,mjk,mlhk->mlih", pelvis, local, pelvis)  # F R F^T, per frame
+    pivot = out[turned, :, _i("spine")][:, :, None]  # (m, L, 1, 3)
+    new_inp, new_out = inp.copy(), out.copy()
+    for arr, idx in ((new_out, UPPER_BODY), (new_inp, UPPER_BODY_COCO)):
+        windows = arr[turned]
+        windows[:, :, idx] = pivot + np.einsum("mlij,mlkj->mlki", R, windows[:, :, idx] - pivot)
+        arr[turned] = windows
+    return new_inp, new_out
+
+
+def new_poses(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, mix: float = 0.0, turn: float = 0.0,
+              bend: float = 0.0, lean: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+    """Every augmentation above at its rate (0: not drawn at all, so earlier random streams
+    repeat), in a fixed order: limbs grafted (``mix_windows``), limbs turned (``turn_limbs``),
+    elbows and knees bent (``bend_limbs``), upper bodies turned (``lean_torso``).
+
+    Args:
+        inp: (N, L, 17, 3) coco17 joints; out: (N, L, 17, 3) h36m17 joints of the same windows.
+    Returns:
+        (inp, out): new arrays, or the given ones when nothing changed.
+    """
+    for make, rate in ((mix_windows, mix), (turn_limbs, turn), (bend_limbs, bend), (lean_torso, lean)):
+        if rate > 0:
+            inp, out = make(rng, inp, out, rate)
+    return inp, out

@@ -9,7 +9,8 @@
         --steps 100 --lr 3e-3 --out lift3d/data/lifter.pt   # + each joint's expected error
 
 The shipped weights are several continuations of the first run (``--init``, ``--dropout``,
-``--speed``, ``--mix``, ``--turn``), then an error head trained on the frozen network (``--error-head``);
+``--speed``, ``--mix``, ``--turn``, ``--bend``, ``--lean``), then an error head trained on the
+frozen network (``--error-head``);
 docs/BENCHMARKS.md lists each round's command, time and held-out figures.
 
 Split: CMU subject 02 is held out entirely (both formats) for evaluation; subjects 01, 03
@@ -32,7 +33,7 @@ from scipy.stats import spearmanr
 from tqdm.auto import tqdm
 
 from lift3d.io_utils import atomic_path
-from lift3d.lifting.augment import mix_windows, turn_limbs
+from lift3d.lifting.augment import new_poses
 from lift3d.lifting.data import (INPUT_FORMAT, OUTPUT_FORMAT, ROOT, canonicalize, corrupt, mirror_joints,
                                  normalize_2d, sample_cameras)
 from lift3d.lifting.imu_input import NUM_SENSORS, bone_directions, sensor_like
@@ -99,18 +100,19 @@ class WindowSampler:
 
     def sample(self, rng: np.random.Generator, n: int, length: int, noise: float = 1.0,
                mirror: bool = True, virtual: bool = True, speed: float = 1.0,
-               occlude: float = 0.0, mix: float = 0.0, turn: float = 0.0) -> tuple[np.ndarray, np.ndarray]:
+               occlude: float = 0.0, **poses: float) -> tuple[np.ndarray, np.ndarray]:
         """n random windows of ``length`` frames: (n, L, 17, 3) normalised 2D inputs and
         (n, L, 17, 3) root-relative 3D targets in the virtual camera's axes (``canonicalize``;
         the real camera's with ``virtual=False``). Each window gets its own random camera and,
         with ``speed`` > 1, its own playback rate, log-uniform in [1/speed, speed] (frames
         interpolated linearly): the same moves done faster or slower. ``occlude``: the fraction
         of windows in which a random 30-60% of the joints are hidden over a random span (a
-        person half behind something, as ``benchmarks/imu_eval.py`` hides them). ``mix``: the
-        fraction of windows that take one or more limbs' motion from another window of the batch
-        (``augment.mix_windows``): new poses from real limb motion. ``turn``: the fraction of
-        windows with one limb turned about its root joint (``augment.turn_limbs``)."""
-        X, Y, _ = self._draw(rng, n, length, noise, mirror, virtual, speed, occlude, mix, turn)
+        person half behind something, as ``benchmarks/imu_eval.py`` hides them). ``poses``: the
+        fractions of windows given new poses made from the recorded ones (``augment.new_poses``:
+        ``mix`` limbs grafted from another window of the batch, ``turn`` a limb turned about its
+        root, ``bend`` an elbow or knee bent more or less, ``lean`` the upper body turned about
+        the spine)."""
+        X, Y, _ = self._draw(rng, n, length, noise, mirror, virtual, speed, occlude, **poses)
         return X, Y
 
     def sample_labels(self, rng: np.random.Generator, n: int, length: int, noise: float = 1.0,
@@ -124,7 +126,7 @@ class WindowSampler:
         lab[m] = lab[m][..., ::-1]
         return xyc.astype(np.float32), lab
 
-    def _draw(self, rng, n, length, noise, mirror, virtual, speed=1.0, occlude=0.0, mix=0.0, turn=0.0):
+    def _draw(self, rng, n, length, noise, mirror, virtual, speed=1.0, occlude=0.0, **poses):
         k = rng.choice(len(self.lengths), size=n, p=self.p)
         if speed > 1:
             rate = np.exp(rng.uniform(-np.log(speed), np.log(speed), n))
@@ -144,10 +146,7 @@ class WindowSampler:
             out = (1 - a) * self.out[i0] + a * self.out[i1]
         else:
             inp, out = self.inp[idx], self.out[idx]
-        if mix > 0:
-            inp, out = mix_windows(rng, inp, out, mix)
-        if turn > 0:
-            inp, out = turn_limbs(rng, inp, out, turn)
+        inp, out = new_poses(rng, inp, out, **poses)
         m = (rng.random(n) < 0.5) if mirror else np.zeros(n, dtype=bool)
         if m.any():  # a mirrored person: flip x and swap sides
             inp[m], out[m] = mirror_joints(inp[m], INPUT_FORMAT), mirror_joints(out[m], OUTPUT_FORMAT)
@@ -259,11 +258,8 @@ def train(args: argparse.Namespace) -> None:
     sampler = WindowSampler(seqs)
     with_imu = net.config["extra_inputs"] > 0
 
-    def batch(smp: WindowSampler, r: np.random.Generator, n: int, speed: float = 1.0, mix: float = 0.0,
-              turn: float = 0.0):
-        return draw_batch(smp, r, n, rf + 1, with_imu, speed, mix, args.occlude, turn)
-
-    Xv, Yv = batch(WindowSampler(val_seqs), np.random.default_rng(123), 2048)
+    Xv, Yv = draw_batch(WindowSampler(val_seqs), np.random.default_rng(123), 2048, rf + 1, with_imu,
+                        occlude=args.occlude)
     opt = torch.optim.AdamW(net.parameters(), lr=args.lr, weight_decay=1e-4)
     steps = args.epochs * args.steps
     # With --average K the last K epochs run at a constant learning rate and the weights they
@@ -275,7 +271,9 @@ def train(args: argparse.Namespace) -> None:
     last, start = float("nan"), time.time()
     bar = tqdm(total=steps, desc="training")
     done = 0
-    batches = prefetched(lambda: batch(sampler, rng, args.batch, args.speed, args.mix, args.turn))
+    batches = prefetched(lambda: draw_batch(sampler, rng, args.batch, rf + 1, with_imu, speed=args.speed,
+                                            mix=args.mix, occlude=args.occlude, turn=args.turn, bend=args.bend,
+                                            lean=args.lean))
     try:
         for epoch in range(args.epochs):
             net.train()
@@ -316,11 +314,11 @@ def train(args: argparse.Namespace) -> None:
 
 
 def draw_batch(sampler: WindowSampler, rng: np.random.Generator, n: int, length: int, with_imu: bool,
-               speed: float = 1.0, mix: float = 0.0, occlude: float = 0.0,
-               turn: float = 0.0) -> tuple[torch.Tensor, torch.Tensor]:
-    """``sampler.sample``'s windows as tensors; for an IMU lifter (``with_imu``) each frame also
-    carries the six sensed bones' directions, from the targets in the same virtual axes."""
-    X, Y = sampler.sample(rng, n, length, speed=speed, occlude=occlude, mix=mix, turn=turn)
+               **augment: float) -> tuple[torch.Tensor, torch.Tensor]:
+    """``sampler.sample``'s windows as tensors, ``augment`` (speed, occlude, mix, turn, bend, lean) passed
+    on; for an IMU lifter (``with_imu``) each frame also carries the six sensed bones' directions,
+    from the targets in the same virtual axes."""
+    X, Y = sampler.sample(rng, n, length, **augment)
     if with_imu:
         X = np.concatenate([X, sensor_like(rng, bone_directions(Y)).astype(np.float32)], 2)
     return torch.as_tensor(X), torch.as_tensor(Y)
@@ -363,7 +361,8 @@ def train_error_head(args: argparse.Namespace) -> None:
                                                 pct_start=0.05)
     start = time.time()
     bar = tqdm(total=args.epochs * args.steps, desc="error head")
-    batches = prefetched(lambda: draw_batch(sampler, rng, args.batch, rf, with_imu, args.speed, args.mix, args.occlude))
+    batches = prefetched(lambda: draw_batch(sampler, rng, args.batch, rf, with_imu, speed=args.speed, mix=args.mix,
+                                            occlude=args.occlude))
     try:
         for epoch in range(args.epochs):
             for _ in range(args.steps):
@@ -434,6 +433,10 @@ def main() -> None:
                     help="fraction of windows whose arms/legs move as another window's do (augment.mix_windows)")
     ap.add_argument("--turn", type=float, default=0.0,
                     help="fraction of windows with one arm/leg turned up to 45 degrees about its root (augment.turn_limbs)")
+    ap.add_argument("--bend", type=float, default=0.0,
+                    help="fraction of windows with one elbow or knee bent up to 45 degrees more or less (augment.bend_limbs)")
+    ap.add_argument("--lean", type=float, default=0.0,
+                    help="fraction of windows with the upper body turned up to 30 degrees about the spine (augment.lean_torso)")
     ap.add_argument("--occlude", type=float, default=0.0,
                     help="fraction of windows with a random 30-60%% of the joints hidden over a span")
     ap.add_argument("--imu", action="store_true",

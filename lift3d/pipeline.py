@@ -106,13 +106,13 @@ def reconstruct(
 
         person_heights(height, np.size(height))
     out = Path(out_dir)
-    out.mkdir(parents=True, exist_ok=True)
     files: dict[str, Path] = {}
     with open_frames(input_path) as frames:
         det = detect_keypoints(frames, progress=progress, with_world=True)
     kp = det.keypoints
     if kp.confidence.max() <= 0:
         raise Lift3DError(f"no person was detected in any frame of {input_path}")
+    out.mkdir(parents=True, exist_ok=True)  # only now: an unreadable input leaves no empty folder behind
     files["keypoints"] = out / "keypoints.npz"
     kp.save(files["keypoints"])
     files["openpose"] = out / "openpose"

@@ -1,5 +1,6 @@
 """New poses from real ones for the lifter's training: limbs grafted between mocap windows,
-limbs turned about their root joints, and elbows and knees bent more or less.
+limbs turned about their root joints, elbows and knees bent more or less, and upper bodies
+turned about the spine.
 
 Six CMU subjects hold about ten minutes of distinct motion, and a held-out person's arms and
 legs do things the others' barely did (docs/BENCHMARKS.md, issue 3). Grafting keeps each
@@ -8,7 +9,8 @@ its own chest, is carried by another window's body (a punch over a walk, a wave 
 squat). Each grafted bone keeps the host's length, so the host's proportions stay its own,
 and the motion stays smooth because both sources are. Turning (``turn_limbs``) goes further:
 a whole arm or leg, its bend kept, points where no recorded limb did; bending (``bend_limbs``)
-puts the wrist or ankle where that limb's recorded bend never did.
+puts the wrist or ankle where that limb's recorded bend never did; leaning (``lean_torso``)
+turns the whole upper body about the spine.
 
 Joints are ``h36m17`` (the lifter's output). Every limb joint of the lifter's ``coco17`` input
 (shoulders to wrists, hips to ankles) is the same point as in h36m17, so the input's limb
@@ -120,6 +122,16 @@ def mix_windows(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate
     return _with_limbs(inp, new_out), new_out
 
 
+def _turns_in_frames(rng: np.random.Generator, frames: np.ndarray, max_degrees: float) -> np.ndarray:
+    """One random rotation per window (an axis uniform on the sphere, an angle uniform in
+    [0, ``max_degrees``]), fixed in the given body frames: (m, L, 3, 3) frames -> (m, L, 3, 3)
+    rotations F R F^T in the joints' axes."""
+    axis = rng.normal(size=(len(frames), 3))
+    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
+    local = Rotation.from_rotvec(axis * np.radians(rng.uniform(0, max_degrees, (len(frames), 1)))).as_matrix()
+    return np.einsum("mlij,mjk,mlhk->mlih", frames, local, frames)
+
+
 def turn_limbs(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate: float,
                max_degrees: float = 45.0) -> tuple[np.ndarray, np.ndarray]:
     """Arm or leg directions nobody recorded: in a ``rate`` fraction of windows, one limb turned
@@ -140,17 +152,15 @@ def turn_limbs(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate:
     if not len(turned):
         return inp, out
     limb = rng.integers(0, len(LIMBS), len(turned))
-    axis = rng.normal(size=(len(turned), 3))
-    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
-    local = Rotation.from_rotvec(axis * np.radians(rng.uniform(0, max_degrees, (len(turned), 1)))).as_matrix()
-    new_out = out.copy()
     chest, pelvis = body_frames(out[turned])
+    legs = np.array([chain[0].endswith("hip") for chain in LIMBS.values()])[limb]
+    turns = _turns_in_frames(rng, np.where(legs[:, None, None, None], pelvis, chest), max_degrees)
+    new_out = out.copy()
     for k, chain in enumerate(LIMBS.values()):
         sel = limb == k
         if not sel.any():
             continue
-        F = (pelvis if chain[0].endswith("hip") else chest)[sel]  # (m, L, 3, 3)
-        R = np.einsum("mlij,mjk,mlhk->mlih", F, local[sel], F)  # F R F^T, per frame
+        R = turns[sel]
         rows = turned[sel]
         limb_windows = out[rows]
         root = limb_windows[:, :, _i(chain[0])]
@@ -232,11 +242,8 @@ def lean_torso(rng: np.random.Generator, inp: np.ndarray, out: np.ndarray, rate:
     turned = np.flatnonzero(rng.random(n) < rate)
     if not len(turned):
         return inp, out
-    axis = rng.normal(size=(len(turned), 3))
-    axis /= np.linalg.norm(axis, axis=-1, keepdims=True)
-    local = Rotation.from_rotvec(axis * np.radians(rng.uniform(0, max_degrees, (len(turned), 1)))).as_matrix()
     _, pelvis = body_frames(out[turned])
-    R = np.einsum("mlij,mjk,mlhk->mlih", pelvis, local, pelvis)  # F R F^T, per frame
+    R = _turns_in_frames(rng, pelvis, max_degrees)
     pivot = out[turned, :, _i("spine")][:, :, None]  # (m, L, 1, 3)
     new_inp, new_out = inp.copy(), out.copy()
     for arr, idx in ((new_out, UPPER_BODY), (new_inp, UPPER_BODY_COCO)):

@@ -118,8 +118,11 @@ class FitOptions:
     # prior's variance for it, summed over joints, in a frame the camera sees badly; in a
     # well-seen frame it falls to ``imu_prior_floor`` of that (weight * max(1 - visibility, floor)).
     # Set on benchmarks/imu_eval.py; starting the occluded frames from the prior's pose instead
-    # of the video-only fit's was worse there (see docs/BENCHMARKS.md).
-    w_imu_prior: float = 0.05
+    # of the video-only fit's was worse there (see docs/BENCHMARKS.md). It was 0.05 until the IMU
+    # lifter's target learnt to place hidden limbs from the sensors; since then a stronger pull
+    # costs more than it gives (on one window it put a hidden knee 29 cm off, against 12 cm
+    # without the prior); of 0 / 0.005 / 0.01 / 0.02 / 0.05, 0.005 and 0.01 were best (0.3 mm apart).
+    w_imu_prior: float = 0.01
     imu_prior_floor: float = 0.1
     # The IMU refinement's 3D target from the IMU lifter (lifting.lift.IMU_WEIGHTS), which also
     # sees the six sensed bones' directions (from the sensors and their alignment),

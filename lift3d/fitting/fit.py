@@ -121,7 +121,8 @@ class FitOptions:
     # of the video-only fit's was worse there (see docs/BENCHMARKS.md). It was 0.05 until the IMU
     # lifter's target learnt to place hidden limbs from the sensors; since then a stronger pull
     # costs more than it gives (on one window it put a hidden knee 29 cm off, against 12 cm
-    # without the prior); of 0 / 0.005 / 0.01 / 0.02 / 0.05, 0.005 and 0.01 were best (0.3 mm apart).
+    # without the prior); of 0 / 0.005 / 0.01 / 0.02 / 0.05, 0.005 and 0.01 were best (0.3 mm apart,
+    # with ``w_3d_imu`` at 30).
     w_imu_prior: float = 0.01
     imu_prior_floor: float = 0.1
     # The IMU refinement's 3D target from the IMU lifter (lifting.lift.IMU_WEIGHTS), which also
@@ -131,9 +132,10 @@ class FitOptions:
     # where the camera sees little (benchmarks/imu_eval.py).
     imu_lifter: bool = True
     # The 3D target's weight in the IMU refinement, whose target (the IMU lifter's) knows the
-    # sensed bones' directions and so earns more trust than a monocular one: on
-    # benchmarks/imu_eval.py's occluded second 30 there gave 99.5 mm against 101.3 with 10.
-    w_3d_imu: float = 30.0
+    # sensed bones' directions and so earns more trust than a monocular one (``w_3d``). Set on
+    # benchmarks/imu_eval.py's occluded second: 30 until the prior above was lightened; then of
+    # 3 / 7 / 15 / 30 / 60, 7 was best on both samples (90.2 and 116.3 mm against 94.3 and 122.3).
+    w_3d_imu: float = 7.0
     # With a known stature (``fit_body(height=)``), per m^2 of the fitted body's height error:
     # 1 cm costs 0.1, far above the shape prior, so the body is that tall.
     w_height: float = 1000.0

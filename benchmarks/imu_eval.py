@@ -26,9 +26,9 @@ direction known to 1 degree (``fit_body(camera_up=)``: a levelled camera or a ph
 sensor), so that only the IMU world's heading comes from the video; and, as a bound on what the
 alignment costs, with the true mountings and IMU world given (``fit_body(imu_alignment=)``).
 Reported: root-relative MPJPE and PA-MPJPE of coco17 joints (mm) over the occluded second and
-over the whole clip; and, for the six IMUs alone (``fusion.imu_fit.fit_imu_only``: no camera,
-the IMU-conditional prior and the mocap GMM fill the unsensed joints), PA-MPJPE (its heading
-is the IMU world's).
+over the whole clip, and the error of the fitted stature (cm); and, for the six IMUs alone
+(``fusion.imu_fit.fit_imu_only``: no camera, the IMU-conditional prior and the mocap GMM fill
+the unsensed joints), PA-MPJPE (its heading is the IMU world's).
 """
 from __future__ import annotations
 
@@ -138,7 +138,8 @@ def main() -> None:
             e_occ = joint_errors(pred[occ], true17[occ])
             e_all = joint_errors(pred, true17)
             rows[name].append([e_occ["root_relative_mpjpe_mm"], e_occ["pa_mpjpe_mm"],
-                               e_all["root_relative_mpjpe_mm"], e_all["pa_mpjpe_mm"], sec / T * 1000])
+                               e_all["root_relative_mpjpe_mm"], e_all["pa_mpjpe_mm"], sec / T * 1000,
+                               100 * abs(heights[name] - true_h)])
         # No camera at all: the six IMUs with the mocap priors (its frame has the IMU world's
         # heading, so only the Procrustes-aligned error compares).
         if args.no_imu_only:
@@ -159,13 +160,14 @@ def main() -> None:
 
     print(f"\n{clips} clips x {args.frames} frames, CMU subject {HELD_OUT}; occluded second = "
           "half the keypoints hidden for 30 frames\n")
-    print("| input | MPJPE occluded (mm) | PA-MPJPE occluded | MPJPE all frames | PA-MPJPE all | ms/frame |")
-    print("|---|---|---|---|---|---|")
+    print("| input | MPJPE occluded (mm) | PA-MPJPE occluded | MPJPE all frames | PA-MPJPE all | ms/frame "
+          "| stature error (cm) |")
+    print("|---|---|---|---|---|---|---|")
     means = {k: np.mean(v, axis=0) for k, v in rows.items()}
     for k, m in means.items():
-        print(f"| {k} | {m[0]:.1f} | {m[1]:.1f} | {m[2]:.1f} | {m[3]:.1f} | {m[4]:.0f} |")
+        print(f"| {k} | {m[0]:.1f} | {m[1]:.1f} | {m[2]:.1f} | {m[3]:.1f} | {m[4]:.0f} | {m[5]:.1f} |")
     m = np.mean(imu_only, axis=0)
-    print(f"| 6 IMUs alone (N-pose calibration, mocap priors; no camera) | — | {m[0]:.1f} | — | {m[1]:.1f} | {m[2]:.0f} |")
+    print(f"| 6 IMUs alone (N-pose calibration, mocap priors; no camera) | — | {m[0]:.1f} | — | {m[1]:.1f} | {m[2]:.0f} | — |")
     cam_only = means["camera"]
     for k, fused in list(means.items())[1:]:
         print(f"\n{k}: the occluded second's MPJPE {100 * (1 - fused[0] / cam_only[0]):.0f}% lower "

@@ -90,7 +90,7 @@ def _run(args: argparse.Namespace) -> int:
                       preview=not args.no_preview, progress=not args.quiet, device=args.device,
                       target=args.target, exports=_export_list(args.export), naming=args.naming,
                       imu=args.imu, camera_up=args.camera_up, height=args.height)
-    _summary(res, height_given=args.height is not None)
+    _summary(res, height_given=args.height is not None, imu=args.imu is not None)
     return 0
 
 
@@ -138,13 +138,15 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(res, height_given: bool = False) -> None:
+def _summary(res, height_given: bool = False, imu: bool = False) -> None:
     q = res.fit.quality.get("reprojection_px")
     print(f"{res.keypoints.num_frames} frame(s), {res.fit.num_people} person(s); "
           f"mean reprojection error {np.nanmean(q):.1f} px" if q is not None and np.isfinite(q).any() else "")
     # From one camera the size is a guess (it sets the distance too): say so, and how to fix it.
     heights = ", ".join(f"{h:.2f}" for h in res.fit.standing_height())
-    print(f"fitted height {heights} m" + ("" if height_given else " (a guess from one camera: give --height if known)"))
+    note = ("" if height_given else " (from the head sensor's accelerations where it moved enough, else a guess: "
+            "give --height if known)" if imu else " (a guess from one camera: give --height if known)")
+    print(f"fitted height {heights} m" + note)
     for name, path in res.files.items():
         print(f"  {name:10s} {path}")
 

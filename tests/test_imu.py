@@ -171,6 +171,56 @@ def test_relative_acceleration_term_ignores_translation_and_sees_size(anny, moti
     assert term(pts, clean_terms) < 0.05 * float(((pts[2:] - 2 * pts[1:-1] + pts[:-2]) * 900).var(1).sum(-1).mean())
 
 
+def test_accelerometers_tell_a_monocular_fits_size(anny, motion):
+    """A fit 20% too small (and so 20% too near: the same image) with depth jitter: its sensors'
+    sideways accelerations, against the accelerometers', give the size back; a body that barely
+    moves gives no answer (1.0) rather than a wrong one."""
+    from lift3d.fitting.fit import _imu_targets
+    from lift3d.fusion.imu import IMUAlignment, scale_from_accelerations
+
+    imu, Q, M = synthesize_imu(motion, model=anny, seed=4)
+    idx = [anny.joint_names.index(s) for s in imu.segments]
+    terms = _imu_targets((imu, IMUAlignment(Q, M, np.zeros(len(idx))), idx), torch.as_tensor, 30.0)
+    measured = (terms["force"] + terms["gravity"][:, None]).numpy()
+    pts = motion.joints(0, anny)[:, idx]
+    rng = np.random.default_rng(0)
+    small = pts / 1.25 + rng.normal(0, [0.003, 0.003, 0.03], pts.shape)  # depth (z) jitters 3 cm
+    w = np.ones(imu.valid.shape)
+    scale, corr = scale_from_accelerations(small, measured, w, 30.0)
+    assert scale == pytest.approx(1.25, rel=0.03) and corr > 0.9
+    dropped = np.ones(imu.valid.shape, bool)
+    dropped[100] = False
+    wild = measured.copy()
+    wild[100] = 1e3
+    assert scale_from_accelerations(small, wild, w, 30.0, valid=dropped)[0] == pytest.approx(scale, rel=0.03)
+    assert scale_from_accelerations(pts, measured, w, 30.0)[0] == pytest.approx(1.0, abs=0.03)
+    still = np.repeat(pts[:1], len(pts), 0) + rng.normal(0, 0.003, pts.shape)
+    assert scale_from_accelerations(still, measured, w, 30.0)[0] == 1.0
+    assert scale_from_accelerations(small[:20], measured[:20], w[:20], 30.0) == (1.0, 0.0)  # too short
+
+
+def test_imu_refinement_sizes_the_body_by_its_head_sensor(anny, motion):
+    """A vision-only fit of a 1.7 m body guessed 1.4 m tall (and so nearer the camera): the
+    refinement's start is grown back to within 4% of the truth, its distance with it."""
+    from lift3d.fitting.fit import PersonFit, _sized_by_accelerometers, shape_for_height
+    from lift3d.fusion.imu import IMUAlignment
+    from lift3d.types import Keypoints2D
+
+    true_shape = shape_for_height(anny, 1.7).detach()
+    body = lift3d.BodyFit("anny", motion.pose, true_shape.double().numpy(), motion.transl, 30.0, frame="world")
+    imu, Q, M = synthesize_imu(body, model=anny, seed=4)
+    idx = [anny.joint_names.index(s) for s in imu.segments]
+    T = body.num_frames
+    guess = shape_for_height(anny, 1.4)[0].detach().double().numpy()
+    first = PersonFit(motion.pose[:, 0], guess, motion.transl[:, 0] * 1.4 / 1.7, np.zeros(T))
+    seen = Keypoints2D(np.ones((T, 1, 17, 3)), "coco17", 30.0, (640, 480))
+    grown, height = _sized_by_accelerometers(anny, first, seen, imu, IMUAlignment(Q, M, np.zeros(len(idx))),
+                                             idx, "cpu")
+    assert height == pytest.approx(1.7, rel=0.04)
+    assert np.allclose(grown.transl, first.transl * height / 1.4, atol=1e-3)
+    assert anny.standing_height(torch.as_tensor(grown.shape[None], dtype=anny.dtype)).item() == pytest.approx(height, abs=0.01)
+
+
 def test_fit_with_imus_recovers_a_hidden_arm(anny):
     """A forearm the camera never sees: its IMU (N-pose calibrated) sets its orientation."""
     from lift3d import formats

@@ -282,6 +282,54 @@ def synthesize_imu(fit, segments: list[str] | None = None, person: int = 0, seed
     return IMUData(segments, R, f_sensor, fit.fps, calibration=calib), Q, M
 
 
+def scale_from_accelerations(points: np.ndarray, measured: np.ndarray, weights: np.ndarray, fps: float,
+                             valid: np.ndarray | None = None, window_s: float = 0.5,
+                             min_correlation: float = 0.8) -> tuple[float, float]:
+    """How much a monocular camera-frame fit must be scaled about the camera centre for its
+    sensor points to accelerate as the accelerometers say.
+
+    One camera sees a body twice as large and twice as far away the same: the fit's size is a
+    guess, and its motion in metres, so its accelerations, scale with that guess while the
+    accelerometers' do not. Only the image-plane axes (camera x, y) are compared, because a
+    monocular fit's depth jitters far more than the body accelerates. Both sides are averaged
+    over +-k frames with triangle weights (k = window_s * fps; the stride-k second difference of
+    positions), since the fit's frame-to-frame noise would otherwise swamp the motion.
+
+    Args:
+        points: (T, N, 3) the fit's sensor points, camera frame (metres).
+        measured: (T, N, 3) the sensors' accelerations in the same axes: specific force turned
+            into the fit's frame plus gravity (m/s^2).
+        weights: (T, N) trust in each sample (0 for a sensor left out); a window weighs its
+            samples' mean trust.
+        fps: frames per second.
+        valid: (T, N) False for a dropped sample: the windows around it are left out.
+        window_s: the averaging half-window in seconds.
+        min_correlation: below this correlation between the two sides (a body that barely moves
+            or a fit that does not follow it) the answer is 1.
+    Returns:
+        (scale, correlation): multiply the fit's translation and size by ``scale``.
+    """
+    k = max(1, round(window_s * fps))
+    T = len(points)
+    if T < 2 * k + 1:
+        return 1.0, 0.0
+    acc = (points[2 * k:] - 2 * points[k:-k] + points[:-2 * k])[..., :2] * (fps / k) ** 2
+    meas = sum((k - abs(j)) / k**2 * measured[k + j:T - k + j, :, :2] for j in range(-k + 1, k))
+    # A window counts when none of its samples was dropped, by its samples' mean trust: a
+    # keypoint missing in one frame (the detector's dropouts) should not discard 2k + 1 frames.
+    ok = np.ones(weights.shape, bool) if valid is None else np.asarray(valid, bool)
+    span = range(-k, k + 1)
+    whole = np.stack([ok[k + j:T - k + j] for j in span]).all(0)  # (T-2k, N)
+    w = (whole * np.mean([weights[k + j:T - k + j] for j in span], axis=0))[..., None]
+    aa, mm, am = (w * acc * acc).sum(), (w * meas * meas).sum(), (w * acc * meas).sum()
+    if aa <= 0 or mm <= 0:
+        return 1.0, 0.0
+    corr = float(am / np.sqrt(aa * mm))
+    # The ratio of the two sides' sizes: the geometric mean of regressing either on the other,
+    # which noise on one side would bias down or up.
+    return (float(np.sqrt(mm / aa)) if corr >= min_correlation else 1.0), corr
+
+
 def _yaw(angle: np.ndarray) -> np.ndarray:
     """(T,) angles -> (T, 3, 3) rotations about +Z."""
     c, s = np.cos(angle), np.sin(angle)

@@ -1,7 +1,7 @@
 """One camera vs one camera + 6 IMUs under heavy occlusion, on real motion.
 
     python benchmarks/imu_eval.py --clips 5 --frames 150 --threads 1   # the table in docs/BENCHMARKS.md
-    python benchmarks/imu_eval.py --rows 0,1 --no-imu-only --set w_imu_prior=0.1   # a setting tried
+    python benchmarks/imu_eval.py --rows 0,1 --no-imu-only --set w_3d_imu=2   # a setting tried
     python benchmarks/imu_eval.py --clips 10 ...   # all six long-enough takes, other windows
     python benchmarks/imu_eval.py --rows 0,1,6 --no-imu-only --heights   # the true alignment; statures
     python benchmarks/imu_eval.py --rows 0,1 --no-imu-only --true-height  # every fit knows the height
@@ -14,11 +14,13 @@ keypoints (a random half) are hidden (confidence 0). Six IMUs (forearms, shins, 
 with drift, 1 degree orientation noise and 0.2 m/s^2 accelerometer noise.
 
 All fits get the same keypoints and the lifter's 3D target. The IMU fits align the sensors to
-their own vision-only pass (``align_imus``) and refine with them (sensor orientations, and
-the accelerometers relative to each other: ``losses.imu_relative_acceleration``): once with the mountings from
-an N-pose calibration recording (``IMUData.calibration``, as Xsens and DIP-IMU capture it), once
-with the mountings estimated from the video as well; and once with the N-pose mountings but
-without the IMU-conditional pose prior (``FitOptions.w_imu_prior = 0``: ``fusion.imu_prior``);
+their own vision-only pass (``align_imus``), size the body by the head sensor's accelerations
+(``fusion.imu.scale_from_accelerations``) and refine with them (sensor orientations, and the
+accelerometers relative to each other: ``losses.imu_relative_acceleration``): once with the
+mountings from an N-pose calibration recording (``IMUData.calibration``, as Xsens and DIP-IMU
+capture it), once with the mountings estimated from the video as well; and once with the N-pose
+mountings and the IMU-conditional pose prior (``FitOptions.w_imu_prior = 0.01``; off by
+default: ``fusion.imu_prior``);
 and once with the N-pose mountings but the 2D lifter's target throughout
 (``FitOptions.imu_lifter = False``: the IMU refinement otherwise re-lifts with the sensed bone
 directions, ``lifting.imu_input``); and once with the N-pose mountings and the camera's up
@@ -86,7 +88,7 @@ def main() -> None:
     model = body_models.load("anny")
     names = model.keypoint_names
     rows = {"camera": [], "camera + 6 IMUs (N-pose calibration)": [],
-            "camera + 6 IMUs (N-pose calibration, no IMU-conditional prior)": [],
+            "camera + 6 IMUs (N-pose calibration, IMU-conditional prior 0.01)": [],
             "camera + 6 IMUs (mountings from the video)": [],
             "camera + 6 IMUs (N-pose calibration, 2D lifter's target)": [],
             "camera + 6 IMUs (N-pose calibration, camera's up known to 1 degree)": [],
@@ -126,7 +128,7 @@ def main() -> None:
         for name in rows:
             t0 = time.perf_counter()
             use = None if "IMU" not in name else uncalibrated if "from the video" in name else imu
-            o = dataclasses.replace(opts, w_imu_prior=0.0) if "no IMU-conditional" in name else opts
+            o = dataclasses.replace(opts, w_imu_prior=0.01) if "IMU-conditional prior" in name else opts
             o = dataclasses.replace(o, imu_lifter=False) if "2D lifter" in name else o
             up = camera_up if "up known" in name else None
             fit = fit_body(k2, cam, target, model=model, progress=False, options=o, imu=use, camera_up=up,

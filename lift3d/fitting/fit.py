@@ -117,13 +117,12 @@ class FitOptions:
     # each joint towards the rotation the sensors imply, per unit of ||R - R_prior||_F^2 / the
     # prior's variance for it, summed over joints, in a frame the camera sees badly; in a
     # well-seen frame it falls to ``imu_prior_floor`` of that (weight * max(1 - visibility, floor)).
-    # Set on benchmarks/imu_eval.py; starting the occluded frames from the prior's pose instead
-    # of the video-only fit's was worse there (see docs/BENCHMARKS.md). It was 0.05 until the IMU
-    # lifter's target learnt to place hidden limbs from the sensors; since then a stronger pull
-    # costs more than it gives (on one window it put a hidden knee 29 cm off, against 12 cm
-    # without the prior); of 0 / 0.005 / 0.01 / 0.02 / 0.05, 0.005 and 0.01 were best (0.3 mm apart,
-    # with ``w_3d_imu`` at 30).
-    w_imu_prior: float = 0.01
+    # Off with a camera (it stays the IMU-only fit's, ``fusion.imu_fit``): on benchmarks/imu_eval.py
+    # every lighter weight was better since the IMU lifter learnt to place hidden limbs from the
+    # sensors (0.05 until then); once the body is sized by the accelerometers, of 0.02 / 0.01 /
+    # 0.005 / 0.0025 / 0.001 / 0, 0 was best over both samples (on one window a stronger pull put
+    # a hidden knee 29 cm off, against 12 cm without it).
+    w_imu_prior: float = 0.0
     imu_prior_floor: float = 0.1
     # The IMU refinement's 3D target from the IMU lifter (lifting.lift.IMU_WEIGHTS), which also
     # sees the six sensed bones' directions (from the sensors and their alignment),
@@ -131,13 +130,15 @@ class FitOptions:
     # hidden limbs are, which the per-frame terms above do not; its target keeps full weight
     # where the camera sees little (benchmarks/imu_eval.py).
     imu_lifter: bool = True
-    # The 3D target's weight in the IMU refinement, whose target (the IMU lifter's) knows the
-    # sensed bones' directions and so earns more trust than a monocular one (``w_3d``). Set on
-    # benchmarks/imu_eval.py's occluded second: 30 until the prior above was lightened; then of
-    # 3 / 7 / 15 / 30 / 60, 7 was best on both samples (90.2 and 116.3 mm against 94.3 and 122.3).
-    w_3d_imu: float = 7.0
-    # Without a known height, the IMU refinement sizes the body (and its distance) by the trunk
-    # sensors' accelerations (fusion.imu.scale_from_accelerations): one camera cannot tell a
+    # The 3D target's weight in the IMU refinement (the IMU lifter's target, which knows the
+    # sensed bones' directions). Set on benchmarks/imu_eval.py's occluded second: 30, then 7 as the
+    # prior above was lightened; with the body sized and no prior, of 7 / 4 / 2 / 1 / 0.5 / 0, 1
+    # was best over both samples (76.3 and 91.9 mm; without any target 72.5 and 97.9). The sensed
+    # orientations, the 2D of what is seen and the smoothness place the body; the lifter's hidden
+    # joints (~90 mm off on its own benchmark) only steady it.
+    w_3d_imu: float = 1.0
+    # Without a known height, the IMU refinement sizes the body (and its distance) by the head
+    # sensor's accelerations (fusion.imu.scale_from_accelerations): one camera cannot tell a
     # small body near from a large one far, the accelerometers can (benchmarks/imu_eval.py).
     imu_scale: bool = True
     # With a known stature (``fit_body(height=)``), per m^2 of the fitted body's height error:

@@ -510,9 +510,13 @@ def _sized_by_accelerometers(model, first: "PersonFit", keypoints: Keypoints2D, 
     scale, _ = scale_from_accelerations(points, measured, weights, keypoints.fps, imu.valid)
     if scale == 1.0:
         return first, None
-    height = scale * h
-    shape = shape_for_height(model, height)[0].detach().double().cpu().numpy()
-    return dataclasses.replace(first, shape=shape, transl=first.transl * scale), height
+    # Half or twice the camera's guess at most; and the stature the body model can reach (a
+    # tall enough Anny may not exist), with the distance scaled to match what it reached.
+    shape = shape_for_height(model, float(np.clip(scale, 0.5, 2.0)) * h)
+    with torch.no_grad():
+        height = float(model.standing_height(shape)[0])
+    shape = shape[0].detach().double().cpu().numpy()
+    return dataclasses.replace(first, shape=shape, transl=first.transl * (height / h)), height
 
 
 def _imu_targets(imu, as_t, fps: float) -> dict:

@@ -46,13 +46,12 @@ import torch
 import body_models
 from lift3d import formats
 from lift3d.fitting import FitOptions, fit_body
-from lift3d.fusion.imu import SPARSE6, IMUAlignment, synthesize_imu
+from lift3d.fusion.imu import IMUAlignment
 from lift3d.fusion.imu_fit import fit_imu_only
 from lift3d.lifting.lift import lift
 from lift3d.lifting.train import HELD_OUT
 from lift3d.metrics import joint_errors
-from lift3d.types import BodyFit, Keypoints2D
-from mocap_clips import clip_arguments, detector_view, option_value, retargeted_windows
+from mocap_clips import clip_arguments, imu_windows, option_value
 
 
 def short(row: str) -> str:
@@ -103,20 +102,13 @@ def main() -> None:
     imu_only = []
     clips = 0
     up_rng = np.random.default_rng(7)  # its own draws: the other rows see the same clips as before
-    for take, start, truth, shape in retargeted_windows(args.data, args.clips, args.frames, rng, model):
+    for win in imu_windows(args.data, args.clips, args.frames, rng, model):
         clips += 1
-        T = len(truth["pose"])
-        true_fit = BodyFit("anny", truth["pose"][:, None], shape[None], truth["transl"][:, None], 30.0,
-                           frame="world")
-        kp_w = true_fit.keypoints3d(names, model=model)
-        cam, noisy = detector_view(rng, kp_w, names)
+        take, start, true_fit, cam, k2, occ, imu = (win.take, win.start, win.truth, win.camera, win.keypoints,
+                                                    win.occluded, win.imu)
+        T, true_h = true_fit.num_frames, win.true_height
+        kp_w = win.keypoints_world
         kp_c = cam.world_to_camera(kp_w)
-        # One second with a random half of the keypoints hidden.
-        occ = slice(T // 2 - 15, T // 2 + 15)
-        hidden = rng.choice(noisy.shape[1], size=noisy.shape[1] // 2, replace=False)
-        noisy[occ, hidden, 2] = 0.0
-        k2 = Keypoints2D(noisy[:, None], "openpose25", 30, cam.image_size)
-        imu, Q_true, M_true = synthesize_imu(true_fit, SPARSE6["anny"], seed=int(rng.integers(1 << 30)), model=model)
         target = lift(k2, cam)
         true17 = formats.convert_points(kp_c, names, "coco17")
         uncalibrated = dataclasses.replace(imu, calibration=None)
@@ -125,9 +117,7 @@ def main() -> None:
         tilt = roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * np.radians(1.0))).numpy()
         camera_up = tilt @ cam.R @ np.array([0.0, 1.0, 0.0])
         # The truth's alignment in the fit's (camera) axes: what align_imus would ideally find.
-        oracle = IMUAlignment(Q_true @ cam.R.T[None], M_true, np.zeros(len(M_true)))
-        with torch.no_grad():
-            true_h = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
+        oracle = IMUAlignment(win.Q @ cam.R.T[None], win.M, np.zeros(len(win.M)))
         heights = {}
         for name in rows:
             t0 = time.perf_counter()

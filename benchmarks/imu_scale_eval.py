@@ -22,10 +22,9 @@ import body_models
 from lift3d.fitting import fit_body
 from lift3d.fitting.fit import _imu_targets, _segment_visibility
 from lift3d.fusion.imu import (SPARSE6, align_imus, mountings_from_calibration, scale_from_accelerations,
-                               segment_rotations, synthesize_imu)
+                               segment_rotations)
 from lift3d.lifting.lift import lift
-from lift3d.types import BodyFit, Keypoints2D
-from mocap_clips import clip_arguments, detector_view, retargeted_windows
+from mocap_clips import clip_arguments, imu_windows
 
 CHOICES = {"head": ["head"], "pelvis": ["root"], "head + pelvis": ["head", "root"],
            "all six": SPARSE6["anny"]}
@@ -39,20 +38,11 @@ def main() -> None:
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(6)  # imu_eval's seed and draw order: the same windows
     model = body_models.load("anny")
-    names = model.keypoint_names
     errors = {(c, w): [] for c in CHOICES for w in WINDOWS}
     none = []
-    for take, start, truth, shape in retargeted_windows(args.data, args.clips, args.frames, rng, model):
-        T = len(truth["pose"])
-        true_fit = BodyFit("anny", truth["pose"][:, None], shape[None], truth["transl"][:, None], 30.0,
-                           frame="world")
-        cam, noisy = detector_view(rng, true_fit.keypoints3d(names, model=model), names)
-        occ = slice(T // 2 - 15, T // 2 + 15)
-        hidden = rng.choice(noisy.shape[1], size=noisy.shape[1] // 2, replace=False)
-        noisy[occ, hidden, 2] = 0.0
-        k2 = Keypoints2D(noisy[:, None], "openpose25", 30, cam.image_size)
-        imu, _, _ = synthesize_imu(true_fit, SPARSE6["anny"], seed=int(rng.integers(1 << 30)), model=model)
-        fit = fit_body(k2, cam, lift(k2, cam), model=model, progress=False)
+    for win in imu_windows(args.data, args.clips, args.frames, rng, model):
+        k2, imu = win.keypoints, win.imu
+        fit = fit_body(k2, win.camera, lift(k2, win.camera), model=model, progress=False)
         idx = [model.joint_names.index(s) for s in imu.segments]
         vis = _segment_visibility(model, k2, idx)
         G = segment_rotations(fit.pose[:, 0], model.parents, idx)
@@ -60,9 +50,7 @@ def main() -> None:
         terms = _imu_targets((imu, al, idx), lambda x: torch.as_tensor(x, dtype=torch.float64), k2.fps)
         measured = (terms["force"] + terms["gravity"][:, None]).numpy()
         points = fit.joints(0, model)[:, idx]
-        with torch.no_grad():
-            true_h = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
-        ratio = true_h / fit.standing_height(model)[0]
+        ratio = win.true_height / fit.standing_height(model)[0]
         none.append(np.log(ratio))
         line = []
         for c, segs in CHOICES.items():
@@ -73,7 +61,8 @@ def main() -> None:
                 errors[c, w].append(np.log(s / ratio))
                 if w == 0.5:
                     line.append(f"{c} {s:.2f} (r {corr:.2f})")
-        print(f"{take} [{start}:{start + T}]: true ratio {ratio:.2f}; at 0.5 s: " + ", ".join(line), flush=True)
+        print(f"{win.take} [{win.start}:{win.start + k2.num_frames}]: true ratio {ratio:.2f}; at 0.5 s: "
+              + ", ".join(line), flush=True)
     rms = lambda e: 100 * np.sqrt(np.mean(np.square(e)))  # noqa: E731
     print(f"\n{len(none)} windows; RMS of log(estimate / true stature ratio), %; the camera's own guess "
           f"{rms(none):.1f}%\n")

@@ -1,6 +1,6 @@
-"""Shared by benchmarks/fit_eval.py, imu_eval.py and floor_eval.py: windows of real CMU motion
-(held-out subject 02) retargeted onto Anny with random shapes (the truth), and a random
-camera's detector-like view of them. Both draw from the caller's generator in a fixed order, so
+"""Shared by benchmarks/fit_eval.py, imu_eval.py, imu_scale_eval.py and floor_eval.py: windows of
+real CMU motion (held-out subject 02) retargeted onto Anny with random shapes (the truth), a
+random camera's detector-like view of them, and (imu_windows) occlusion and six IMUs. Both draw from the caller's generator in a fixed order, so
 a seeded benchmark stays deterministic."""
 from __future__ import annotations
 
@@ -17,7 +17,7 @@ from lift3d.fitting import FitOptions
 from lift3d.fitting.retarget import retarget
 from lift3d.lifting import data as LD
 from lift3d.lifting.train import HELD_OUT, load_sequences
-from lift3d.types import Camera
+from lift3d.types import BodyFit, Camera, Keypoints2D
 
 
 def clip_arguments(ap: argparse.ArgumentParser) -> None:
@@ -67,6 +67,48 @@ def detector_view(rng: np.random.Generator, keypoints_world: np.ndarray, names: 
     noisy = LD.corrupt(rng, formats.convert_points(uv, names, "openpose25"),
                        formats.convert_points(depth[..., None], names, "openpose25")[..., 0], cam.image_size)
     return cam, noisy
+
+
+@dataclasses.dataclass
+class IMUWindow:
+    """One window of ``imu_windows``: the truth, the camera's occluded view and six IMUs."""
+
+    take: str
+    start: int
+    truth: BodyFit          # world frame, one person
+    true_height: float      # the truth's stature (m)
+    keypoints_world: np.ndarray  # (T, K, 3) the truth's model keypoints
+    camera: Camera
+    keypoints: Keypoints2D  # openpose25, a random half hidden during ``occluded``
+    occluded: slice
+    imu: "IMUData"
+    Q: np.ndarray           # synthesize_imu's truth: fit frame -> IMU world, (T, 3, 3)
+    M: np.ndarray           # and the mountings, (N, 3, 3)
+
+
+def imu_windows(data: str | Path, clips: int, frames: int, rng: np.random.Generator, model
+                ) -> Iterator[IMUWindow]:
+    """``retargeted_windows`` seen by a random camera (``detector_view``) with one second in the
+    middle where a random half of the keypoints is hidden, and six IMUs (``fusion.imu.SPARSE6``)
+    synthesised from the truth: benchmarks/imu_eval.py's and imu_scale_eval.py's windows, the
+    same for the same generator."""
+    from lift3d.fusion.imu import SPARSE6, synthesize_imu
+
+    names = model.keypoint_names
+    for take, start, truth, shape in retargeted_windows(data, clips, frames, rng, model):
+        T = len(truth["pose"])
+        true_fit = BodyFit("anny", truth["pose"][:, None], shape[None], truth["transl"][:, None], 30.0,
+                           frame="world")
+        kp_w = true_fit.keypoints3d(names, model=model)
+        cam, noisy = detector_view(rng, kp_w, names)
+        occ = slice(T // 2 - 15, T // 2 + 15)
+        hidden = rng.choice(noisy.shape[1], size=noisy.shape[1] // 2, replace=False)
+        noisy[occ, hidden, 2] = 0.0
+        k2 = Keypoints2D(noisy[:, None], "openpose25", 30, cam.image_size)
+        imu, Q, M = synthesize_imu(true_fit, SPARSE6["anny"], seed=int(rng.integers(1 << 30)), model=model)
+        with torch.no_grad():
+            true_h = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
+        yield IMUWindow(take, start, true_fit, true_h, kp_w, cam, k2, occ, imu, Q, M)
 
 
 def option_value(text: str) -> tuple[str, object]:

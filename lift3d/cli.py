@@ -144,8 +144,12 @@ def _summary(res, height_given: bool = False, imu: bool = False) -> None:
           f"mean reprojection error {np.nanmean(q):.1f} px" if q is not None and np.isfinite(q).any() else "")
     # From one camera the size is a guess (it sets the distance too): say so, and how to fix it.
     heights = ", ".join(f"{h:.2f}" for h in res.fit.standing_height())
-    note = ("" if height_given else " (from the head sensor's accelerations where it moved enough, else a guess: "
-            "give --height if known)" if imu else " (a guess from one camera: give --height if known)")
+    if height_given:
+        note = ""
+    elif imu:
+        note = " (from the head sensor's accelerations where it moved enough, else a guess: give --height if known)"
+    else:
+        note = " (a guess from one camera: give --height if known)"
     print(f"fitted height {heights} m" + note)
     for name, path in res.files.items():
         print(f"  {name:10s} {path}")

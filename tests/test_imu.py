@@ -204,7 +204,6 @@ def test_imu_refinement_sizes_the_body_by_its_head_sensor(anny, motion):
     refinement's start is grown back to within 4% of the truth, its distance with it."""
     from lift3d.fitting.fit import PersonFit, _sized_by_accelerometers, shape_for_height
     from lift3d.fusion.imu import IMUAlignment
-    from lift3d.types import Keypoints2D
 
     true_shape = shape_for_height(anny, 1.7).detach()
     body = lift3d.BodyFit("anny", motion.pose, true_shape.double().numpy(), motion.transl, 30.0, frame="world")
@@ -213,9 +212,8 @@ def test_imu_refinement_sizes_the_body_by_its_head_sensor(anny, motion):
     T = body.num_frames
     guess = shape_for_height(anny, 1.4)[0].detach().double().numpy()
     first = PersonFit(motion.pose[:, 0], guess, motion.transl[:, 0] * 1.4 / 1.7, np.zeros(T))
-    seen = Keypoints2D(np.ones((T, 1, 17, 3)), "coco17", 30.0, (640, 480))
-    grown, height = _sized_by_accelerometers(anny, first, seen, imu, IMUAlignment(Q, M, np.zeros(len(idx))),
-                                             idx, "cpu")
+    grown, height = _sized_by_accelerometers(anny, first, imu, IMUAlignment(Q, M, np.zeros(len(idx))), idx,
+                                             np.ones((T, len(idx))), 30.0, "cpu")
     assert height == pytest.approx(1.7, rel=0.04)
     assert np.allclose(grown.transl, first.transl * height / 1.4, atol=1e-3)
     assert anny.standing_height(torch.as_tensor(grown.shape[None], dtype=anny.dtype)).item() == pytest.approx(height, abs=0.01)

@@ -446,13 +446,13 @@ def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, ma
     if missing:
         raise Lift3DError(f"IMU segment(s) {', '.join(missing)} are not joints of the {model.name} model")
     idx = [model.joint_names.index(s) for s in imu.segments]
+    seen = _segment_visibility(model, keypoints, idx)  # (T, N)
     if alignment is None:
         G = segment_rotations(first.pose, model.parents, idx)
         mount = None if imu.calibration is None else mountings_from_calibration(imu.calibration)
-        alignment = align_imus(imu, G, _segment_visibility(model, keypoints, idx), mountings=mount,
-                               up=camera_up)
+        alignment = align_imus(imu, G, seen, mountings=mount, up=camera_up)
     if height is None and opts.imu_scale and imu.acceleration is not None:
-        first, height = _sized_by_accelerometers(model, first, keypoints, imu, alignment, idx, device)
+        first, height = _sized_by_accelerometers(model, first, imu, alignment, idx, seen, keypoints.fps, device)
     if opts.imu_lifter:
         from lift3d.lifting.lift import IMU_WEIGHTS, lift
 
@@ -475,11 +475,12 @@ def _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, ma
                        imu=(imu, alignment, idx), init=first, floor_up=floor_up, height=height)
 
 
-def _sized_by_accelerometers(model, first: "PersonFit", keypoints: Keypoints2D, imu, alignment, idx: list[int],
-                             device: str) -> tuple["PersonFit", float | None]:
+def _sized_by_accelerometers(model, first: "PersonFit", imu, alignment, idx: list[int], seen: np.ndarray,
+                             fps: float, device: str) -> tuple["PersonFit", float | None]:
     """The vision-only fit ``first`` scaled about the camera centre to the size one trunk
     sensor's accelerations give (``fusion.imu.scale_from_accelerations``), and that size's
     stature; or ``first`` and None when they cannot tell (too little motion, no trunk sensor).
+    ``seen`` (T, N) is how well the video sees each sensed segment (``_segment_visibility``).
 
     The sensor is the one highest on the chain from the root to the head: a monocular fit
     places the head best (five face keypoints) and it sways most, while the pelvis barely moves
@@ -494,12 +495,12 @@ def _sized_by_accelerometers(model, first: "PersonFit", keypoints: Keypoints2D, 
         chain.append(j)
         j = model.parents[j]
     sensor = next((idx.index(j) for j in chain if j in idx), None)
-    terms = _imu_targets((imu, alignment, idx), lambda x: torch.as_tensor(x, dtype=torch.float64), keypoints.fps)
+    terms = _imu_targets((imu, alignment, idx), lambda x: torch.as_tensor(x, dtype=torch.float64), fps)
     if sensor is None or terms["force"] is None:
         return first, None
     measured = (terms["force"] + terms["gravity"][:, None]).numpy()
     weights = np.zeros(imu.valid.shape)
-    weights[:, sensor] = _segment_visibility(model, keypoints, [idx[sensor]])[:, 0]
+    weights[:, sensor] = seen[:, sensor]
     dt = model.dtype
     with torch.no_grad():
         shape = torch.as_tensor(first.shape[None], dtype=dt, device=device)
@@ -507,7 +508,7 @@ def _sized_by_accelerometers(model, first: "PersonFit", keypoints: Keypoints2D, 
                     torch.as_tensor(first.transl, dtype=dt, device=device), vertices=False)
         points = out.joints[:, idx].double().cpu().numpy()
         h = float(model.standing_height(shape)[0])
-    scale, _ = scale_from_accelerations(points, measured, weights, keypoints.fps, imu.valid)
+    scale, _ = scale_from_accelerations(points, measured, weights, fps, imu.valid)
     if scale == 1.0:
         return first, None
     # Half or twice the camera's guess at most; and the stature the body model can reach (a

@@ -173,6 +173,28 @@ def imu_acceleration(points: torch.Tensor, specific_force: torch.Tensor, gravity
     return (w * (acc - meas).square().sum(-1)).sum() / w.sum().clamp(min=1e-6)
 
 
+def window_frames(window_s: float, fps: float) -> int:
+    """The half-window k, in frames (at least 1), of ``stride_accelerations``."""
+    return max(1, round(window_s * fps))
+
+
+def stride_accelerations(points, measured, k: int, fps: float):
+    """A fit's sensor points' accelerations and the accelerometers', both over +-k frames: the
+    stride-k second difference of positions, (x[t+k] - 2 x[t] + x[t-k]) / (k dt)^2, which is
+    exactly the measured acceleration averaged with triangle weights (k - |j|) / k^2.
+
+    Args:
+        points: (T, ...) positions (metres); measured: (T, ...) accelerations (m/s^2) on the
+            same axes; numpy arrays or torch tensors alike. T >= 2k + 1.
+    Returns:
+        (acc, meas), each (T - 2k, ...), for the frames k .. T - k - 1.
+    """
+    T = points.shape[0]
+    acc = (points[2 * k:] - 2 * points[k:-k] + points[:-2 * k]) * (fps / k) ** 2
+    meas = sum((k - abs(j)) / k**2 * measured[k + j:T - k + j] for j in range(-k + 1, k))
+    return acc, meas
+
+
 def imu_relative_acceleration(points: torch.Tensor, specific_force: torch.Tensor, weight: torch.Tensor,
                               fps: float, window_s: float = 1 / 15) -> torch.Tensor:
     """Weighted mean squared difference (m/s^2)^2 between the sensor points' accelerations
@@ -194,13 +216,11 @@ def imu_relative_acceleration(points: torch.Tensor, specific_force: torch.Tensor
         points: (T, N, 3) sensor points (metres); specific_force: (T, N, 3) in the fit frame;
         weight: (T, N) 0 for dropped samples (a window counts only when all its samples are valid).
     """
-    k = max(1, round(window_s * fps))
+    k = window_frames(window_s, fps)
     T = points.shape[0]
     if T < 2 * k + 1 or points.shape[1] < 2:
         return points.new_zeros(())
-    acc = (points[2 * k:] - 2 * points[k:-k] + points[:-2 * k]) * (fps / k) ** 2
-    taps = range(-k + 1, k)
-    meas = sum((k - abs(j)) / k**2 * specific_force[k + j:T - k + j] for j in taps)
+    acc, meas = stride_accelerations(points, specific_force, k, fps)
     valid = weight.min(1).values  # (T,)
     w = torch.stack([valid[k + j:T - k + j] for j in range(-k, k + 1)]).min(0).values
     d = (acc - acc.mean(1, keepdim=True)) - (meas - meas.mean(1, keepdim=True))

@@ -291,9 +291,9 @@ def scale_from_accelerations(points: np.ndarray, measured: np.ndarray, weights: 
     One camera sees a body twice as large and twice as far away the same: the fit's size is a
     guess, and its motion in metres, so its accelerations, scale with that guess while the
     accelerometers' do not. Only the image-plane axes (camera x, y) are compared, because a
-    monocular fit's depth jitters far more than the body accelerates. Both sides are averaged
-    over +-k frames with triangle weights (k = window_s * fps; the stride-k second difference of
-    positions), since the fit's frame-to-frame noise would otherwise swamp the motion.
+    monocular fit's depth jitters far more than the body accelerates. Both sides are taken over
+    +-k frames (k = window_s * fps: ``fitting.losses.stride_accelerations``), since the fit's
+    frame-to-frame noise would otherwise swamp the motion.
 
     Args:
         points: (T, N, 3) the fit's sensor points, camera frame (metres).
@@ -309,12 +309,13 @@ def scale_from_accelerations(points: np.ndarray, measured: np.ndarray, weights: 
     Returns:
         (scale, correlation): multiply the fit's translation and size by ``scale``.
     """
-    k = max(1, round(window_s * fps))
+    from lift3d.fitting.losses import stride_accelerations, window_frames
+
+    k = window_frames(window_s, fps)
     T = len(points)
     if T < 2 * k + 1:
         return 1.0, 0.0
-    acc = (points[2 * k:] - 2 * points[k:-k] + points[:-2 * k])[..., :2] * (fps / k) ** 2
-    meas = sum((k - abs(j)) / k**2 * measured[k + j:T - k + j, :, :2] for j in range(-k + 1, k))
+    acc, meas = stride_accelerations(points[..., :2], measured[..., :2], k, fps)
     # A window counts when none of its samples was dropped, by its samples' mean trust: a
     # keypoint missing in one frame (the detector's dropouts) should not discard 2k + 1 frames.
     ok = np.ones(weights.shape, bool) if valid is None else np.asarray(valid, bool)

@@ -27,6 +27,7 @@ import argparse
 import time
 
 import numpy as np
+import roma
 import torch
 
 import body_models
@@ -47,6 +48,10 @@ ONE_SCALE = dict(w_smooth=30.0, w_slide=100.0, multiscale=False)
 # floor term at 100 and the smoothness at 10.
 MOTION = dict(ONE_SCALE, contacts="motion", w_ground=100.0, w_smooth=10.0)
 HEIGHT_GIVEN = "default, the true height given (fit_body(height=))"  # fit_body gets the truth's stature
+# The camera's up (the truth's, turned by a random 1 degree, as floor_eval.py does), and with it
+# the camera's true height above the floor.
+UP_GIVEN = "default, the camera's up given to 1 degree (fit_body(camera_up=))"
+CAMERA_HEIGHT_GIVEN = "default, the camera's up and height given (fit_body(camera_up=, camera_height=))"
 VARIANTS = {
     "default (learned contacts, warm start, 20 + 100 + 30 iterations)": FitOptions(),
     "contacts from the fitted feet's motion, w_ground 100, w_smooth 10 (the defaults before 2026-12-01)": FitOptions(**MOTION),
@@ -60,6 +65,8 @@ VARIANTS = {
     "the defaults before 2026-12-05 (w_smooth 30, w_slide 100, one scale)": FitOptions(**ONE_SCALE),
     "coarse-to-fine, w_smooth 30, w_slide 100": FitOptions(w_smooth=30.0, w_slide=100.0),
     "one scale (no coarse-to-fine), w_smooth 300, w_slide 1000": FitOptions(multiscale=False),
+    UP_GIVEN: FitOptions(),
+    CAMERA_HEIGHT_GIVEN: FitOptions(),
 }
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
 # Joints the lifter's h36m17 set and the body's keypoints both have, to compare their orientation.
@@ -99,6 +106,7 @@ def main() -> None:
         variants["default, " + ", ".join(f"{k} {v}" for k, v in changes.items())] = FitOptions(**changes)
     torch.set_num_threads(args.threads)
     rng = np.random.default_rng(4)
+    tilt_rng = np.random.default_rng(5)
     model = body_models.load("anny")
     names = model.keypoint_names
     sums: dict[str, dict[str, float]] = {v: {} for v in variants}
@@ -127,11 +135,18 @@ def main() -> None:
         with torch.no_grad():
             true_height = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
         masks = true_masks(model, verts_c, cam) if any(o.iters_silhouette for o in variants.values()) else None
+        axis = tilt_rng.normal(size=3)  # its own generator: the windows and cameras stay as before
+        tilt = roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * np.radians(1.0))).numpy()
+        up = tilt @ cam.R @ np.array([0.0, 1.0, 0.0])  # the world's up in the camera's axes, 1 degree off
+        # The floor: where the body's lowest point is in most frames.
+        camera_height = float(cam.center[1] - np.median(verts_w[..., 1].min(1)))
         for name, opts in variants.items():
             t0 = time.perf_counter()
             fit = fit_body(k2, cam, target, model=model, options=opts, progress=False,
                            masks=masks if opts.iters_silhouette > 0 else None,
-                           height=true_height if name == HEIGHT_GIVEN else None)
+                           height=true_height if name == HEIGHT_GIVEN else None,
+                           camera_up=up if name in (UP_GIVEN, CAMERA_HEIGHT_GIVEN) else None,
+                           camera_height=camera_height if name == CAMERA_HEIGHT_GIVEN else None)
             sec = time.perf_counter() - t0
             v = fit.vertices(model=model)
             j = fit.joints(model=model)
@@ -156,6 +171,7 @@ def main() -> None:
                    "roll_deg": turn[2], "pa_mpjpe_mm": e["pa_mpjpe_mm"], "accel_mm": e["accel_mm"],
                    "slide_mm": slide, "root_mm": root, "truth_slide_mm": true_step, "seconds": sec,
                    "height_cm": 100 * fit.standing_height(model)[0], "true_height_cm": 100 * true_height}
+            row["height_error_cm"] = abs(row["height_cm"] - row["true_height_cm"])
             for k, val in row.items():
                 sums[name][k] = sums[name].get(k, 0.0) + val * args.frames
             print(f"{take} [{start}:{start + args.frames}] {name}: " +
@@ -167,14 +183,14 @@ def main() -> None:
           f"2D: {'exact' if args.clean_2d else 'detector-like'}\n")
     print("| variant | vertex error (mm) | PA-MPJPE (mm) | accel error (mm/frame^2) | foot sliding (mm/frame) "
           "| root placement (mm) | fitted frames/s | vertex error, size matched | PA vertex error "
-          "| orientation error: lean / turn / roll (deg) |")
-    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
+          "| orientation error: lean / turn / roll (deg) | stature error (cm) |")
+    print("|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---:|")
     for name, s in sums.items():
         m = {k: v / frames for k, v in s.items()}
         print(f"| {name} | {m['vertex_mm']:.1f} | {m['pa_mpjpe_mm']:.1f} | {m['accel_mm']:.2f} | "
               f"{m['slide_mm']:.2f} | {m['root_mm']:.0f} | {args.frames / m['seconds']:.1f} | "
               f"{m['size_matched_mm']:.1f} | {m['pa_vertex_mm']:.1f} | "
-              f"{m['lean_deg']:.1f} / {m['turn_deg']:.1f} / {m['roll_deg']:.1f} |")
+              f"{m['lean_deg']:.1f} / {m['turn_deg']:.1f} / {m['roll_deg']:.1f} | {m['height_error_cm']:.1f} |")
     t = {k: v / frames for k, v in next(iter(sums.values())).items()}
     print(f"\n(truth's own sole motion on its contact frames: {t['truth_slide_mm']:.2f} mm/frame)")
     a, b = target_turn / frames, first_turn / frames

@@ -10,7 +10,11 @@ direction given (``camera_up``: the truth's turned by a random 1 degree, as a le
 gravity-sensing camera would know it). Reported: the world's tilt (angle between its up and the
 true up, degrees), the soles' height error on the truth's contact frames (|fitted height above
 the fitted floor - true height above the true floor|, mm), and, in the camera frame as in
-``fit_eval.py``, the root-aligned vertex error and the foot sliding on contact frames.
+``fit_eval.py``, the root-aligned vertex error and the foot sliding on contact frames. And the
+two sizes one camera confuses: the camera's height above the fitted floor and the body's
+stature, each as a ratio to the truth's (the floor: where the true body's lowest point is in
+most frames). Where the two ratios agree, a known camera height gives the stature
+(``fit_body(camera_height=)``).
 """
 from __future__ import annotations
 
@@ -50,6 +54,9 @@ def main() -> None:
         contact = ground.detect_contacts(kp_w[:, soles], UP, 30.0)
         target = lift(k2, cam)
         true_up = cam.R @ UP  # the world's up in the camera's axes
+        true_cam_height = cam.center[1] - np.median(verts_w[..., 1].min(1))
+        with torch.no_grad():
+            true_stature = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
         axis = up_rng.normal(size=3)
         tilt = roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * np.radians(1.0))).numpy()
         for name in rows:
@@ -67,17 +74,23 @@ def main() -> None:
             step = np.linalg.norm(np.diff(kp_cf[:, soles], axis=0), axis=-1)
             both = contact[1:] & contact[:-1]
             slide = step[both].mean() * 1000 if both.any() else np.nan
-            rows[name].append([tilt_deg, height, vert, slide])
+            cam_ratio = fit.camera.center[1] / true_cam_height
+            stature_ratio = fit.standing_height(model)[0] / true_stature
+            rows[name].append([tilt_deg, height, vert, slide, cam_ratio, stature_ratio])
             print(f"{take} [{start}:{start + args.frames}] {name}: tilt {tilt_deg:.1f} deg, sole height "
-                  f"{height:.0f} mm, vertex {vert:.1f} mm, sliding {slide:.2f} mm/frame", flush=True)
+                  f"{height:.0f} mm, vertex {vert:.1f} mm, sliding {slide:.2f} mm/frame, camera height "
+                  f"{fit.camera.center[1]:.2f} m for {true_cam_height:.2f} ({cam_ratio:.3f}), stature "
+                  f"{stature_ratio:.3f} of the truth's", flush=True)
     print(f"\n{len(rows[next(iter(rows))])} clips x {args.frames} frames of held-out subject {HELD_OUT}\n")
     print("| floor | world tilt (deg), mean | max | sole height error on contacts (mm) | vertex error (mm) "
-          "| foot sliding (mm/frame) |")
-    print("|---|---:|---:|---:|---:|---:|")
+          "| foot sliding (mm/frame) | camera height / truth | stature / truth | stature from the camera height / truth |")
+    print("|---|---:|---:|---:|---:|---:|---|---|---|")
     for name, r in rows.items():
         a = np.array(r)
+        implied = a[:, 5] / a[:, 4]  # the stature scaled by true / fitted camera height
         print(f"| {name} | {a[:, 0].mean():.1f} | {a[:, 0].max():.1f} | {np.nanmean(a[:, 1]):.0f} | "
-              f"{a[:, 2].mean():.1f} | {np.nanmean(a[:, 3]):.2f} |")
+              f"{a[:, 2].mean():.1f} | {np.nanmean(a[:, 3]):.2f} | {a[:, 4].min():.2f}-{a[:, 4].max():.2f} | "
+              f"{a[:, 5].min():.2f}-{a[:, 5].max():.2f} | {implied.min():.2f}-{implied.max():.2f} |")
 
 
 if __name__ == "__main__":

@@ -44,6 +44,12 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
                    help="the person's height in metres (one per person, comma-separated, in the detector's order) "
                         "when known: it sets the body's size and so its distance from the camera, which one camera "
                         "cannot tell apart (a child near it looks like an adult further away)")
+    p.add_argument("--camera-height", type=float, metavar="M",
+                   help="the camera's height above the floor in metres, when known (needs --camera-up): the floor "
+                        "the feet stand on then sets the body's size and distance, for every person")
+    p.add_argument("--silhouettes", action="store_true",
+                   help="also fit the body's outline to BlazePose's person segmentation (a silhouette stage through "
+                        "lift3d's differentiable renderer; about twice the fitting time)")
     p.add_argument("--export", default="bvh,fbx,glb",
                    help="animation files to write, comma-separated from bvh, fbx, glb, gltf ('' for none; default bvh,fbx,glb)")
     _add_naming_arg(p)
@@ -89,8 +95,10 @@ def _run(args: argparse.Namespace) -> int:
                       model_kwargs=kwargs, fit_options=opts, mesh_stride=args.mesh_stride,
                       preview=not args.no_preview, progress=not args.quiet, device=args.device,
                       target=args.target, exports=_export_list(args.export), naming=args.naming,
-                      imu=args.imu, camera_up=args.camera_up, height=args.height)
-    _summary(res, height_given=args.height is not None, imu=args.imu is not None)
+                      imu=args.imu, camera_up=args.camera_up, height=args.height,
+                      silhouettes=args.silhouettes, camera_height=args.camera_height)
+    _summary(res, height_given=args.height is not None, imu=args.imu is not None,
+             camera_height=args.camera_height is not None)
     return 0
 
 
@@ -138,7 +146,7 @@ def _export(args: argparse.Namespace) -> int:
     return 0
 
 
-def _summary(res, height_given: bool = False, imu: bool = False) -> None:
+def _summary(res, height_given: bool = False, imu: bool = False, camera_height: bool = False) -> None:
     q = res.fit.quality.get("reprojection_px")
     print(f"{res.keypoints.num_frames} frame(s), {res.fit.num_people} person(s); "
           f"mean reprojection error {np.nanmean(q):.1f} px" if q is not None and np.isfinite(q).any() else "")
@@ -146,11 +154,16 @@ def _summary(res, height_given: bool = False, imu: bool = False) -> None:
     heights = ", ".join(f"{h:.2f}" for h in res.fit.standing_height())
     if height_given:
         note = ""
+    elif camera_height and res.fit.frame == "world":  # a floor was found, so it set the size
+        note = " (from the floor and the camera's height)"
     elif imu:
         note = " (from the head sensor's accelerations where it moved enough, else a guess: give --height if known)"
     else:
         note = " (a guess from one camera: give --height if known)"
     print(f"fitted height {heights} m" + note)
+    iou = res.fit.quality.get("silhouette_iou")
+    if iou is not None and np.isfinite(iou).any():
+        print(f"silhouette IoU with the person mask: mean {np.nanmean(iou):.2f}, lowest {np.nanmin(iou):.2f}")
     for name, path in res.files.items():
         print(f"  {name:10s} {path}")
 
@@ -186,6 +199,13 @@ def _demo(args: argparse.Namespace) -> int:
     err = joint_errors(fit.keypoints3d("coco17"), clip.keypoints3d)
     print("  the same fit told the body's height (lift3d run --height {:.2f}): MPJPE {mpjpe_mm:.0f} mm, "
           "root-relative {root_relative_mpjpe_mm:.0f} mm, PA-MPJPE {pa_mpjpe_mm:.0f} mm".format(clip.height, **err))
+    # Or the camera's height above the floor, with its up: the floor the feet find then sets the size.
+    fit = fit_body(res.keypoints, clip.camera, res.joints3d, progress=progress, camera_up=(0.0, -1.0, 0.0),
+                   camera_height=clip.camera_height)
+    err = joint_errors(fit.keypoints3d("coco17"), clip.keypoints3d)
+    print("  told the camera's height instead (--camera-up 0,-1,0 --camera-height {:.2f}): fitted height {:.2f} m, "
+          "MPJPE {mpjpe_mm:.0f} mm, root-relative {root_relative_mpjpe_mm:.0f} mm, PA-MPJPE {pa_mpjpe_mm:.0f} mm"
+          .format(clip.camera_height, fit.standing_height()[0], **err))
 
     print("3/3  three calibrated cameras around the same motion: triangulation and body fit")
     from lift3d import formats

@@ -92,6 +92,9 @@ class DemoClip:
         keypoints3d: (T, 17, 3) true coco17 keypoints in the camera frame, metres.
         fps: frames per second.
         height: the body's stature in metres (``BodyModel.standing_height``).
+        camera_height: the camera's height above the floor, metres (the floor: where the body's
+            lowest point is in most frames). The camera is level: the world's up is (0, -1, 0)
+            in its axes.
     """
 
     path: Path
@@ -99,6 +102,7 @@ class DemoClip:
     keypoints3d: np.ndarray
     fps: float
     height: float
+    camera_height: float
 
 
 def _background(size: tuple[int, int]) -> np.ndarray:
@@ -128,15 +132,17 @@ def make_demo_clip(path: str | Path, seconds: float = 2.0, fps: float = 30.0,
     background = _background(size)
     faces = model.faces.cpu().numpy()
     batch = 32  # meshes are posed a batch at a time so a long clip needs little memory
+    lowest = []  # the body's lowest point per frame (camera y points down)
     with VideoWriter(path, fps=fps, size=size) as writer:
         for s in tqdm(range(0, T, batch), desc="rendering demo clip", disable=not progress, leave=False):
             with torch.no_grad():
                 verts = model(pose[s:s + batch], shape, transl[s:s + batch]).vertices.numpy()
+            lowest.extend(verts[..., 1].max(1))
             for v in verts:
                 writer.write(render_mesh(background, v, faces, camera, colours))
     with torch.no_grad():
         height = float(model.standing_height(shape)[0])
-    return DemoClip(Path(path), camera, kp3d, fps, height)
+    return DemoClip(Path(path), camera, kp3d, fps, height, float(np.median(lowest)))
 
 
 @dataclass

@@ -5,7 +5,7 @@ result is written as soon as it is ready, so an interrupted run keeps what finis
 """
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 
 from tqdm.auto import tqdm
@@ -15,6 +15,12 @@ from lift3d.export import export_fit
 from lift3d.fitting import FitOptions, fit_body
 from lift3d.io_utils import Lift3DError
 from lift3d.types import BodyFit, Camera, Joints3D, Keypoints2D
+
+
+# Person masks are kept at most this many pixels wide: the silhouette stage renders a
+# 96-pixel crop around the person (FitOptions.silhouette_size), so more would only cost memory.
+MASK_SIDE = 320
+SILHOUETTE_STEPS = 40  # the silhouette stage's Adam steps when only silhouettes=True is asked
 
 
 @dataclass
@@ -52,6 +58,8 @@ def reconstruct(
     imu=None,
     camera_up=None,
     height=None,
+    silhouettes: bool = False,
+    camera_height: float | None = None,
 ) -> Reconstruction:
     """Reconstruct animated 3D bodies from an image, a video or a folder of frames.
 
@@ -87,10 +95,17 @@ def reconstruct(
         height: the person's stature in metres (or one per person, in the detector's order),
             when known: it sets the body's size and so its distance from the camera, which one
             camera cannot tell apart (``fit_body(height=)``).
+        silhouettes: also fit the body's outline to BlazePose's person segmentation (kept at
+            most ``MASK_SIDE`` pixels wide, about 0.2 MB a frame): a silhouette stage of
+            ``FitOptions.iters_silhouette`` steps (40 unless ``fit_options`` sets it), and a
+            per-frame "silhouette_iou" in the fit's quality. Slower (docs/BENCHMARKS.md).
+        camera_height: the camera's height above the floor in metres, when known (with
+            ``camera_up``): the floor then sets the body's size (``fit_body(camera_height=)``).
     Raises:
         Lift3DError (or its LoadError) with a one-line message on bad input.
     """
     import body_models
+    from lift3d.fitting.fit import check_camera_height
     from lift3d.keypoints import detect_keypoints, open_frames, write_openpose
 
     # Build the body model first: missing SMPL files should fail before minutes of detection.
@@ -105,10 +120,12 @@ def reconstruct(
         from lift3d.fitting.fit import person_heights
 
         person_heights(height, np.size(height))
+    check_camera_height(camera_height, camera_up)
     out = Path(out_dir)
     files: dict[str, Path] = {}
     with open_frames(input_path) as frames:
-        det = detect_keypoints(frames, progress=progress, with_world=True)
+        det = detect_keypoints(frames, progress=progress, with_world=True, with_masks=silhouettes,
+                               mask_side=MASK_SIDE)
     kp = det.keypoints
     if kp.confidence.max() <= 0:
         raise Lift3DError(f"no person was detected in any frame of {input_path}")
@@ -137,9 +154,15 @@ def reconstruct(
             raise Lift3DError(f"the IMU recording ({(imu.num_frames - 1) / imu.fps:.2f} s) is shorter than "
                               f"the video ({(kp.num_frames - 1) / kp.fps:.2f} s)")
         imu = imu.resampled(kp.fps, kp.num_frames)
+    masks = None
+    if silhouettes:
+        masks = det.mask_array()
+        fit_options = fit_options or FitOptions()
+        if fit_options.iters_silhouette == 0:
+            fit_options = replace(fit_options, iters_silhouette=SILHOUETTE_STEPS)
     fit = fit_body(kp, cam, joints3d, model=body, model_kwargs=model_kwargs, options=fit_options,
                    device=device, progress=progress, world="auto", imu=imu, camera_up=camera_up,
-                   height=height)
+                   height=height, masks=masks, camera_height=camera_height)
     files["fit"] = out / "fit.npz"
     fit.save(files["fit"])
 

@@ -90,6 +90,12 @@ def test_demo_clip_outputs_and_error_against_truth(demo_run):
     told = re.search(r"told the body's height \(lift3d run --height ([\d.]+)\): MPJPE (\d+) mm", stdout)
     assert told, stdout
     assert int(told.group(2)) < 150 and int(told.group(2)) < 0.5 * plain, stdout
+    # Or told the camera's height and up: the floor sets the size (2026-12-07: 1.89 m for 1.90).
+    floor = re.search(r"told the camera's height instead \(--camera-up 0,-1,0 --camera-height ([\d.]+)\): fitted "
+                      r"height ([\d.]+) m, MPJPE (\d+) mm", stdout)
+    assert floor, stdout
+    assert abs(float(floor.group(2)) / float(told.group(1)) - 1) < 0.05, stdout
+    assert int(floor.group(3)) < 150 and int(floor.group(3)) < 0.5 * plain, stdout
     assert re.search(r"fitted height \d\.\d\d m \(a guess from one camera: give --height if known\)", stdout), stdout
 
 
@@ -106,6 +112,41 @@ def test_run_with_the_lifting_network_as_target(demo_run, tmp_path):
     assert np.all((depth > 1.5) & (depth < 8.0)), depth
     fit = BodyFit.load(tmp_path / "fit.npz")
     assert fit.num_frames == 60 and np.nanmean(fit.quality["reprojection_px"]) < 15
+
+
+def test_run_with_silhouettes(demo_run, tmp_path):
+    """`lift3d run --silhouettes`: BlazePose's person masks, fitted as silhouettes; the fit's
+    outline lies on the mask in every frame, and the summary says how well."""
+    out, _ = demo_run
+    proc = _cli("run", out / "inputs" / "demo_clip.mp4", "-o", tmp_path, "--silhouettes", "--iters", "30",
+                "--no-preview", "--mesh-stride", "0", "--export", "", "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    fit = BodyFit.load(tmp_path / "fit.npz")
+    iou = fit.quality["silhouette_iou"][:, 0]
+    assert iou.shape == (60,) and np.isfinite(iou).all()
+    assert iou.mean() > 0.75 and iou.min() > 0.6, iou
+    m = re.search(r"silhouette IoU with the person mask: mean (0\.\d\d), lowest (0\.\d\d)", proc.stdout)
+    assert m and abs(float(m.group(1)) - iou.mean()) < 0.006, proc.stdout
+
+
+def test_run_with_the_camera_height(demo_run, tmp_path):
+    """`lift3d run --camera-up --camera-height`: the demo's level camera and its true height above
+    the floor; the run's world puts the camera at that height and the body at its true size."""
+    from lift3d import Camera
+
+    out, stdout = demo_run
+    cam_h = float(re.search(r"--camera-height ([\d.]+)\)", stdout).group(1))
+    true_h = float(re.search(r"--height ([\d.]+)\)", stdout).group(1))
+    Camera.from_fov(640, 480, 55.0).save(tmp_path / "cam.json")  # the demo's camera
+    proc = _cli("run", out / "inputs" / "demo_clip.mp4", "-o", tmp_path / "o", "--camera", tmp_path / "cam.json",
+                "--camera-up", "0,-1,0", "--camera-height", cam_h, "--iters", "30", "--no-preview",
+                "--mesh-stride", "0", "--export", "", "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    assert re.search(r"fitted height \d\.\d\d m \(from the floor and the camera's height\)", proc.stdout), proc.stdout
+    fit = BodyFit.load(tmp_path / "o" / "fit.npz")
+    assert fit.frame == "world"
+    assert abs(fit.camera.center[1] / cam_h - 1) < 0.03, fit.camera.center  # 1.157 for 1.150 (2026-12-07)
+    assert abs(fit.standing_height()[0] / true_h - 1) < 0.05, fit.standing_height()  # 1.89 for 1.90
 
 
 def test_demo_multiview_part(demo_run):

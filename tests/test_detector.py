@@ -83,3 +83,22 @@ def test_video_of_the_photo(astronaut, tmp_path):
     spread = kp.xy[:T, 0][:, upper].max(0) - kp.xy[:T, 0][:, upper].min(0)
     assert spread.max() < 15  # pixels: the same picture gives (nearly) the same keypoints
     assert (kp.confidence[T] == 0).all()
+
+
+def test_small_masks_of_a_video(astronaut, tmp_path):
+    """Masks shrunk while detecting keep the image's aspect and match the full-size mask
+    area-averaged; a frame with nobody is an empty mask in ``mask_array``."""
+    tall = np.ascontiguousarray(astronaut[:, 56:456])  # 400 x 512: not square
+    with VideoWriter(tmp_path / "tall.mp4", fps=24) as writer:
+        writer.write_all([tall] * 3)
+        writer.write(np.zeros_like(tall))
+    small = detect_keypoints(tmp_path / "tall.mp4", progress=False, with_world=False, with_masks=True,
+                             mask_side=128)
+    full = detect_keypoints(tmp_path / "tall.mp4", progress=False, with_world=False, with_masks=True)
+    masks = small.mask_array()
+    assert masks.shape == (4, 128, 100) and masks.dtype == np.float32 and small.mask_side == 128
+    assert full.masks[3] is None and (masks[3] == 0).all()
+    want = cv2.resize(full.masks[0], (100, 128), interpolation=cv2.INTER_AREA)
+    assert np.abs(masks[0] - want).mean() < 0.01
+    assert masks[0][90, 45] > 0.5 and masks[0][8, 90] < 0.5  # her chest vs. the wall
+    assert full.mask_array().shape == (4, 512, 400)

@@ -217,6 +217,44 @@ def test_a_known_height_sets_the_size_and_the_distance(anny, tmp_path):
     assert not (tmp_path / "out").exists()
 
 
+def test_a_known_camera_height_sets_the_size(anny, held_out_clip, tmp_path):
+    """A child walking (real CMU motion retargeted onto a small Anny), the lifter's 3D target
+    (which reads a typical adult): told the camera's up and its height above the floor, the fit
+    finds the floor, scales itself to it and reaches the child's stature; its world's camera
+    stands at the given height."""
+    from lift3d.lifting import data as LD
+    from lift3d.lifting.lift import lift
+
+    child = [0.05, -0.3, -0.1, 0.0, -0.1, 0.0]
+    height = float(anny.standing_height(torch.tensor([child]))[0])
+    names = anny.keypoint_names
+    kp_w = held_out_clip("asfamc/02_01", slice(0, 60), child)
+    cam = LD.sample_camera(np.random.default_rng(2), kp_w)
+    uv = formats.convert_points(cam.project(kp_w), names, "openpose25")
+    uv = uv + np.random.default_rng(0).normal(0, 1.0, uv.shape)
+    k2 = Keypoints2D(np.concatenate([uv, np.ones(uv.shape[:-1] + (1,))], -1)[:, None], "openpose25", 30,
+                     cam.image_size)
+    soles = [names.index(n) for n in ("left_heel", "right_heel", "left_big_toe", "right_big_toe")]
+    floor = np.median(kp_w[:, soles, 1].min(1)) - 0.03  # the soles' keypoints sit ~3 cm above it
+    up = cam.R @ np.array([0.0, 1.0, 0.0])  # the world's up in the camera's axes
+    cam_h = float(cam.center[1] - floor)
+    target = lift(k2, cam)
+    plain = fit_body(k2, cam, target, model=anny, progress=False, world=True, camera_up=up)
+    sized = fit_body(k2, cam, target, model=anny, progress=False, world=True, camera_up=up, camera_height=cam_h)
+    assert height < 1.4 and plain.standing_height()[0] > height + 0.2, (height, plain.standing_height())
+    assert abs(sized.standing_height()[0] / height - 1) < 0.08, (height, sized.standing_height())  # 4.0% (2026-12-07)
+    assert abs(sized.camera.center[1] / cam_h - 1) < 0.05, (cam_h, sized.camera.center)  # 0.5%
+    with pytest.raises(Lift3DError, match="up direction"):
+        fit_body(k2, cam, target, model=anny, progress=False, camera_height=cam_h)
+    with pytest.raises(Lift3DError, match="give metres"):
+        fit_body(k2, cam, target, model=anny, progress=False, camera_up=up, camera_height=150.0)
+    from lift3d.pipeline import reconstruct
+
+    with pytest.raises(Lift3DError, match="up direction"):  # before the video is even opened
+        reconstruct(tmp_path / "missing.mp4", tmp_path / "out", camera_height=1.5)
+    assert not (tmp_path / "out").exists()
+
+
 def test_frame_visibility_is_relative_to_the_clip():
     from lift3d.fitting.fit import frame_visibility
 

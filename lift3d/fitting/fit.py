@@ -18,6 +18,7 @@ smoothness that couples the frames does not stall it.
 from __future__ import annotations
 
 import dataclasses
+import warnings
 from dataclasses import dataclass, field
 
 import numpy as np
@@ -97,11 +98,15 @@ class FitOptions:
     bridge_below: float = 0.75
     w_silhouette: float = 1.0   # per unit of (1 - soft IoU) against the person mask
     # Adam steps of the silhouette stage (with masks). Off by default: on benchmarks/fit_eval.py
-    # 40 steps lower vertex error 110.6 -> 108.8 mm (0.1-4.2 mm on every clip) at 4.5x the time.
+    # 40 steps lower vertex error 100.8 -> 99.2 mm and PA-MPJPE 40.6 -> 39.7 at 2.4x the time
+    # (`lift3d run --silhouettes` sets 40).
     iters_silhouette: int = 0
     lr_silhouette: float = 5e-3  # Adam step of the silhouette stage
     silhouette_frames: int = 12  # key frames rendered per step (evenly spread)
     silhouette_size: int = 96   # side of the square crop around the person that is rendered
+    # Faces of the coarse mesh the silhouette stage renders (render.decimate_faces; 0 = the full
+    # mesh): at 96 pixels a 6,000-face Anny is within a pixel of the full 27,420 and 3.5x cheaper.
+    silhouette_faces: int = 6000
     # IMU weights set on benchmarks/imu_eval.py (one camera + 6 IMUs under occlusion).
     w_imu_orientation: float = 30.0    # per unit of ||G - G_imu||_F^2 (1 degree costs 0.037)
     w_imu_acceleration: float = 1e-3   # per (m/s^2)^2
@@ -239,6 +244,7 @@ def fit_body(
     imu_alignment=None,
     camera_up: np.ndarray | None = None,
     height: float | list[float] | None = None,
+    camera_height: float | None = None,
 ) -> BodyFit:
     """Fit a body model to every tracked person of a 2D keypoint sequence.
 
@@ -279,6 +285,12 @@ def fit_body(
             camera cannot tell a small body near it from a large one further away; a known
             height sets the body's size (the fitted shape is held to it, ``w_height``), so its
             distance, and the 3D target is scaled to that body.
+        camera_height: the camera's height above the floor in metres, when known; needs
+            ``camera_up``. The floor the feet stand on then sets each body's size: a first fit
+            is scaled about the camera until its floor lies ``camera_height`` below it, and fitted
+            again at that stature (about twice the time). A person's given ``height`` wins, and it
+            takes the place of the IMUs' sizing. Where no floor is found (fewer than 10 frames, no
+            foot keypoints) it is not used, with a warning.
     Returns:
         BodyFit with (T, P, J, 3, 3) pose, (P, S) shape, (T, P, 3) translation and per-frame
         quality "reprojection_px" (mean error of confident keypoints; NaN where none).
@@ -303,6 +315,7 @@ def fit_body(
 
         camera_up = unit_up(camera_up)
     heights = person_heights(height, P)
+    check_camera_height(camera_height, camera_up)
     if imu is not None and imu.num_frames != T:
         raise Lift3DError(f"the IMU streams have {imu.num_frames} samples for {T} video frames: "
                           f"resample them to {keypoints.fps:g} fps (IMUData.resampled)")
@@ -310,6 +323,14 @@ def fit_body(
         mask_p = None if masks is None else masks if masks.ndim == 3 else masks[:, p]
         res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress, mask_p,
                           floor_up=camera_up, height=heights[p])
+        if camera_height is not None and heights[p] is None:
+            if res.plane is None:
+                warnings.warn(f"camera_height not used for person {p}: no floor was found (fewer than 10 "
+                              "frames, or no foot keypoints)", stacklevel=2)
+            else:
+                first, heights[p] = _sized_by_floor(model, res, camera_height, device)
+                res = _fit_person(model, keypoints, p, cam, joints3d, opts, device, progress, mask_p,
+                                  init=first, floor_up=camera_up, height=heights[p])
         if imu is not None and p == 0:
             res = _refine_with_imu(model, keypoints, cam, joints3d, opts, device, progress, mask_p,
                                    imu, imu_alignment, res, camera_up, heights[p])
@@ -335,6 +356,20 @@ def fit_body(
                               "sequence is shorter than 10 frames): use world=False")
         fit = to_world(fit, planes[0], model)
     return fit
+
+
+def check_camera_height(camera_height: float | None, camera_up) -> None:
+    """Raise a one-line Lift3DError unless ``fit_body``'s ``camera_height`` is None or usable."""
+    if camera_height is None:
+        return
+    if camera_up is None:
+        # Without it the floor's tilt is the feet's guess, and the camera's height above that
+        # floor is off by up to 3x (docs/BENCHMARKS.md), far more than the body's size.
+        raise Lift3DError("camera height needs the camera's up direction too (camera_up, --camera-up; e.g. "
+                          "0,-1,0 for a levelled camera): without it the floor's tilt, so the height, is a guess")
+    if not np.isfinite(camera_height) or not 0.05 <= camera_height <= 20:
+        raise Lift3DError(f"camera height: {camera_height:g} m is not a camera's height above the floor "
+                          "(0.05-20 m; give metres)")
 
 
 def person_heights(height: float | list[float] | np.ndarray | None, P: int) -> list[float | None]:
@@ -507,12 +542,28 @@ def _sized_by_accelerometers(model, first: "PersonFit", imu, alignment, idx: lis
         out = model(torch.as_tensor(first.pose, dtype=dt, device=device), shape,
                     torch.as_tensor(first.transl, dtype=dt, device=device), vertices=False)
         points = out.joints[:, idx].double().cpu().numpy()
-        h = float(model.standing_height(shape)[0])
     scale, _ = scale_from_accelerations(points, measured, weights, fps, imu.valid)
     if scale == 1.0:
         return first, None
-    # Half or twice the camera's guess at most; and the stature the body model can reach (a
-    # tall enough Anny may not exist), with the distance scaled to match what it reached.
+    return _rescaled(model, first, scale, device)
+
+
+def _sized_by_floor(model, first: "PersonFit", camera_height: float, device: str
+                    ) -> tuple["PersonFit", float]:
+    """The fit ``first`` scaled about the camera centre until its floor lies ``camera_height``
+    metres below the camera, and that size's stature. One camera sees the body and the floor
+    only up to one common scale, which a known camera height fixes. With the camera's up known,
+    the floor's height scaled this way gives every stature of benchmarks/floor_eval.py's
+    windows to within 6%, where the camera's guess is off by 9-41% (docs/BENCHMARKS.md)."""
+    return _rescaled(model, first, camera_height / max(first.plane.offset, 1e-3), device)
+
+
+def _rescaled(model, first: "PersonFit", scale: float, device: str) -> tuple["PersonFit", float]:
+    """``first`` with the stature ``scale`` times its own and the translation scaled about the
+    camera centre to match, and that stature. The scale is clamped to 0.5-2, and the stature is
+    the one the body model reaches (a tall enough Anny may not exist), the distance following it."""
+    with torch.no_grad():
+        h = float(model.standing_height(torch.as_tensor(first.shape[None], dtype=model.dtype, device=device))[0])
     shape = shape_for_height(model, float(np.clip(scale, 0.5, 2.0)) * h)
     with torch.no_grad():
         height = float(model.standing_height(shape)[0])
@@ -859,7 +910,11 @@ class _Silhouettes:
         self.size = (S, S)
         self.masks = torch.as_tensor(np.clip(np.stack(crops), 0, 1), dtype=dt, device=device)
         self.has_mask = torch.as_tensor(np.array(has), device=device)
-        self.faces = model.faces.to(device)
+        self.faces = model.faces.to(device)  # the IoU reported is the full mesh's
+        with torch.no_grad():
+            rest = model(model.rest_pose(1)).vertices[0]
+        self.coarse = (render.decimate_faces(rest, model.faces, opts.silhouette_faces).to(device)
+                       if opts.silhouette_faces > 0 else self.faces)
         self.n = opts.silhouette_frames
         # Soft edges a fraction of a pixel wide: wider ones bias the silhouette outwards.
         self.sigma = 0.1
@@ -875,7 +930,7 @@ class _Silhouettes:
 
     def loss(self, verts: torch.Tensor, keys: torch.Tensor) -> torch.Tensor:
         """Mean (1 - soft IoU) of the rendered (k, V, 3) camera-frame vertices of frames ``keys``."""
-        pred = render.rasterize_silhouette(verts, self.faces, self.K[keys], self.size, sigma=self.sigma)
+        pred = render.rasterize_silhouette(verts, self.coarse, self.K[keys], self.size, sigma=self.sigma)
         return render.silhouette_loss(pred, self.masks[keys])
 
     def iou(self, vertices_of, batch: int = 16) -> np.ndarray:

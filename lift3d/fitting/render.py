@@ -96,6 +96,43 @@ def project_faces(verts_cam: torch.Tensor, faces: torch.Tensor, K: torch.Tensor,
     return tri, zf, valid
 
 
+def decimate_faces(vertices: np.ndarray | torch.Tensor, faces: np.ndarray | torch.Tensor, num_faces: int
+                   ) -> torch.Tensor:
+    """A coarser triangulation of a mesh over a subset of its own vertices, for cheap silhouettes.
+
+    Quadric decimation (open3d) of the mesh at ``vertices``, each new corner then moved to the
+    nearest original vertex, so the coarse mesh follows the original wherever it is posed:
+    render ``verts[:, coarse]`` with the same vertex tensor. Faces that collapse are dropped.
+    On Anny (27,420 faces) 6,000 faces render a 96-pixel silhouette 3.5x faster, its outline
+    within about a pixel of the full mesh's (benchmarks/coarse_silhouette.py).
+
+    Args:
+        vertices: (V, 3) a representative pose of the mesh (e.g. the model's rest pose).
+        faces: (F, 3) vertex indices.
+        num_faces: the number of faces wanted (about what comes back); >= F returns ``faces``.
+    Returns:
+        (F', 3) long indices into the same V vertices.
+    """
+    import open3d as o3d
+    from scipy.spatial import cKDTree
+
+    faces_t = torch.as_tensor(faces).long()
+    if num_faces >= len(faces_t):
+        return faces_t
+    v = np.asarray(torch.as_tensor(vertices).detach().cpu().double())
+    mesh = o3d.geometry.TriangleMesh(o3d.utility.Vector3dVector(v),
+                                     o3d.utility.Vector3iVector(faces_t.cpu().numpy().astype(np.int32)))
+    coarse = mesh.simplify_quadric_decimation(int(num_faces))
+    nearest = cKDTree(v).query(np.asarray(coarse.vertices))[1]
+    f = np.sort(nearest[np.asarray(coarse.triangles)], axis=1)
+    keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2])
+    _, first = np.unique(f[keep], axis=0, return_index=True)
+    # Orientation is kept from the decimated triangle: the silhouette does not need it, but
+    # depth and shading would.
+    out = nearest[np.asarray(coarse.triangles)][keep][np.sort(first)]
+    return torch.as_tensor(out, dtype=torch.long)
+
+
 def _bin_faces(tri: torch.Tensor, valid: torch.Tensor, image_size: tuple[int, int], tile: int,
                margin: float) -> tuple[torch.Tensor, torch.Tensor]:
     """(face, tile) pairs whose face bounding box, grown by ``margin`` pixels, meets the tile.

@@ -114,15 +114,34 @@ class DetectionResult:
             confidence = visibility, or None if not requested.
         masks: T masks, each (H, W) float32 or None for frames without a person; None if not
             requested.
+        mask_side: the longest side the masks were shrunk to (None: the image's size).
     """
 
     keypoints: Keypoints2D
     world: Joints3D | None = None
     masks: list[np.ndarray | None] | None = None
+    mask_side: int | None = None
+
+    def mask_array(self) -> np.ndarray:
+        """(T, h, w) float32 person masks, all zero on frames without a person (what
+        ``fit_body(masks=)`` takes: such frames get no silhouette term)."""
+        if self.masks is None:
+            raise ValueError("the detection ran without masks: detect_keypoints(..., with_masks=True)")
+        shape = next((m.shape for m in self.masks if m is not None), None)
+        if shape is None:
+            W, H = self.keypoints.image_size
+            s = min(1.0, (self.mask_side or max(W, H)) / max(W, H))
+            shape = (max(1, round(H * s)), max(1, round(W * s)))
+        out = np.zeros((len(self.masks), *shape), np.float32)
+        for t, m in enumerate(self.masks):
+            if m is not None:
+                out[t] = m
+        return out
 
 
 def detect_keypoints(source: str | Path | FrameSource, model_complexity: int = 1, progress: bool = True,
-                     with_world: bool = True, with_masks: bool = False) -> DetectionResult:
+                     with_world: bool = True, with_masks: bool = False, mask_side: int | None = None
+                     ) -> DetectionResult:
     """Run BlazePose over an image, a video or a folder of frames, one frame at a time.
 
     A single image is processed in static-image mode; videos and folders in tracking mode.
@@ -134,6 +153,8 @@ def detect_keypoints(source: str | Path | FrameSource, model_complexity: int = 1
         progress: show a tqdm progress bar.
         with_world: also return MediaPipe's metric world landmarks.
         with_masks: also return per-frame segmentation masks (costly in memory on long videos).
+        mask_side: shrink each mask (area average) so that its longer side is at most this
+            many pixels, keeping the image's aspect; None keeps the image's resolution.
     """
     frames = source if isinstance(source, FrameSource) else open_frames(source)
     kps: list[np.ndarray] = []
@@ -148,7 +169,7 @@ def detect_keypoints(source: str | Path | FrameSource, model_complexity: int = 1
             if with_world:
                 worlds.append(world if world is not None else np.zeros((NUM_LANDMARKS, 3)))
             if masks is not None:
-                masks.append(mask)
+                masks.append(mask if mask is None or mask_side is None else _shrink(mask, mask_side))
 
     data = np.stack(kps)[:, None] if kps else np.zeros((0, 1, NUM_LANDMARKS, 3))
     keypoints = Keypoints2D(data, "blazepose33", frames.fps, frames.image_size)
@@ -156,4 +177,15 @@ def detect_keypoints(source: str | Path | FrameSource, model_complexity: int = 1
     if with_world:
         wdata = np.stack(worlds)[:, None] if worlds else np.zeros((0, 1, NUM_LANDMARKS, 3))
         world3d = Joints3D(wdata, "blazepose33", frames.fps, frame="camera", confidence=keypoints.confidence)
-    return DetectionResult(keypoints, world3d, masks)
+    return DetectionResult(keypoints, world3d, masks, mask_side if with_masks else None)
+
+
+def _shrink(mask: np.ndarray, side: int) -> np.ndarray:
+    """(H, W) mask area-averaged so that its longer side is at most ``side`` pixels."""
+    import cv2
+
+    h, w = mask.shape
+    s = side / max(h, w)
+    if s >= 1:
+        return mask
+    return cv2.resize(mask, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)

@@ -46,7 +46,8 @@ def _add_fit_args(p: argparse.ArgumentParser) -> None:
                         "cannot tell apart (a child near it looks like an adult further away)")
     p.add_argument("--camera-height", type=float, metavar="M",
                    help="the camera's height above the floor in metres, when known (needs --camera-up): the floor "
-                        "the feet stand on then sets the body's size and distance, for every person")
+                        "the feet stand on then sets the body's size and distance, for every person (within ~6%% from "
+                        "0.7 m up; a camera nearly on the floor sees it edge-on and helps little)")
     p.add_argument("--silhouettes", action="store_true",
                    help="also fit the body's outline to BlazePose's person segmentation (a silhouette stage through "
                         "lift3d's differentiable renderer; about twice the fitting time)")

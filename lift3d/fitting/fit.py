@@ -288,7 +288,9 @@ def fit_body(
         camera_height: the camera's height above the floor in metres, when known; needs
             ``camera_up``. The floor the feet stand on then sets each body's size: a first fit
             is scaled about the camera until its floor lies ``camera_height`` below it, and fitted
-            again at that stature (about twice the time). A person's given ``height`` wins, and it
+            again at that stature (about twice the time). From 0.7 m up it gave statures within
+            6% on benchmarks/floor_eval.py; a camera a few tens of cm above the floor sees it
+            edge-on and misses by 15-21%. A person's given ``height`` wins, and it
             takes the place of the IMUs' sizing. Where no floor is found (fewer than 10 frames, no
             foot keypoints) it is not used, with a warning.
     Returns:
@@ -552,9 +554,10 @@ def _sized_by_floor(model, first: "PersonFit", camera_height: float, device: str
                     ) -> tuple["PersonFit", float]:
     """The fit ``first`` scaled about the camera centre until its floor lies ``camera_height``
     metres below the camera, and that size's stature. One camera sees the body and the floor
-    only up to one common scale, which a known camera height fixes. With the camera's up known,
-    the floor's height scaled this way gives every stature of benchmarks/floor_eval.py's
-    windows to within 6%, where the camera's guess is off by 9-41% (docs/BENCHMARKS.md)."""
+    only up to one common scale, which a known camera height fixes. With the camera's up known
+    and the camera 0.7 m or more above the floor, this gives every stature of
+    benchmarks/floor_eval.py's windows to within 6%, where the camera's guess is off by up to
+    41%; a camera 0.2-0.3 m up sees the floor edge-on and misses by 15-21% (docs/BENCHMARKS.md)."""
     return _rescaled(model, first, camera_height / max(first.plane.offset, 1e-3), device)
 
 

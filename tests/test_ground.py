@@ -72,6 +72,23 @@ def test_known_up_levels_the_floor_of_feet_that_barely_move():
     assert (contact == truth).mean() > 0.85
 
 
+def test_prior_strength_decides_between_the_feet_and_the_torso():
+    """``prior_m`` (FitOptions.floor_prior_m in a fit) sets how far the floor follows the torso's
+    up rather than the contacts: weak, the walking feet level it; strong, the guess does."""
+    feet_w, truth = _walk()
+    feet_c, R, t = _tilted_camera_frame(feet_w)
+    up_true = R @ np.array([0.0, 1.0, 0.0])
+    guess = up_true + np.array([0.1, 0.05, -0.08])
+    guess /= np.linalg.norm(guess)
+    angle = lambda a, b: np.degrees(np.arccos(np.clip(a @ b, -1, 1)))  # noqa: E731
+    weak, _ = ground.estimate_ground(feet_c, guess, fps=30.0, contact=truth, prior_m=0.05)
+    strong, _ = ground.estimate_ground(feet_c, guess, fps=30.0, contact=truth, prior_m=5.0)
+    assert angle(weak.normal, up_true) < 2.0 and angle(strong.normal, guess) < 0.5
+    from lift3d.fitting import FitOptions
+
+    assert FitOptions().floor_prior_m == 0.2  # a monocular fit's feet are trusted less
+
+
 def test_plane_prior_fixes_tilt_when_contacts_form_a_line():
     # Contacts along one line only (feet side by side, not moving): the tilt about that line
     # is unobservable from the points; the torso's up direction decides it.

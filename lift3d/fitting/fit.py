@@ -88,6 +88,11 @@ class FitOptions:
     # the fitted feet jitter in depth (benchmarks/fit_eval.py).
     contacts: str = "learned"
     contacts_from_2d: bool = True  # foot speed from the detections' image motion (static camera)
+    # Without a known camera up, how strongly the floor's normal is held to the torso's mean up
+    # (ground.fit_plane's prior_m, metres): one camera's feet err by centimetres in depth, and a
+    # plane through them alone tilts the exported world by 16-17 degrees on average on
+    # benchmarks/floor_eval.py's two samples; 0.2 halves that (8-10), at 0.3 / 2.1 mm of vertex error.
+    floor_prior_m: float = 0.2
     warm_start: bool = True     # start the body pose from the 3D target by retargeting (fitting.retarget)
     # Frames where the detector sees fewer keypoints than usual (occlusion) are poor evidence:
     # the 3D target's weight there scales as (visible fraction / the clip's median) ** power,
@@ -805,7 +810,7 @@ def _fit_person(model, keypoints: Keypoints2D, p: int, cam: Camera, joints3d: Jo
             planted = _planted_feet(keypoints, p, cam, names, feet) if opts.contacts == "learned" else None
             plane, contact, lift = _find_floor(model, shape, full_pose(), transl, names, feet, keypoints.fps,
                                                observed if opts.contacts_from_2d else None, cam.focal,
-                                               planted=planted, up=floor_up)
+                                               planted=planted, up=floor_up, prior_m=opts.floor_prior_m)
             floor.update(feet=feet, contact=torch.as_tensor(contact, device=device),
                          normal=as_t(plane.normal), offset=as_t(plane.offset), lift=as_t(lift))
         lbfgs(params, iters, only_torso)
@@ -967,7 +972,7 @@ def _planted_feet(keypoints: Keypoints2D, p: int, cam: Camera, names: list[str],
 
 def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Tensor, names: list[str],
                 feet: list[int], fps: float, observed: np.ndarray | None = None, focal: float = 1.0,
-                planted: np.ndarray | None = None, up: np.ndarray | None = None
+                planted: np.ndarray | None = None, up: np.ndarray | None = None, prior_m: float = 0.05
                 ) -> tuple[ground.GroundPlane, np.ndarray, np.ndarray]:
     """Floor plane, (T, F) contacts and (F,) heights of the foot points above the sole, from the
     current camera-frame fit; with ``observed`` (T, K, 3) detections, foot speeds come from
@@ -989,7 +994,7 @@ def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Te
     speed = None if observed is None else ground.image_speed(observed[:, feet], kp[:, feet, 2], focal, fps)
     plane, contact = ground.estimate_ground(kp[:, feet] - lift[:, None] * up, up, fps, speed=speed,
                                             contact=None if planted is None else planted > 0.5,
-                                            up_known=known)
+                                            up_known=known, prior_m=prior_m)
     if planted is not None:
         contact = planted
     return plane, contact, lift

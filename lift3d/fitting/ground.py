@@ -99,7 +99,8 @@ def fit_plane(points: np.ndarray, up_prior: np.ndarray, prior_m: float = 0.05) -
     eigenvector of scatter + lambda (I - up up^T). With ``lambda = N * prior_m^2`` the prior
     only matters along directions in which the contacts spread less than about ``prior_m``
     (a person stepping in place gives a line of contacts, which leaves the tilt about that line
-    free).
+    free). Feet that err by centimetres in depth, as a monocular fit's do, tilt a plane that
+    trusts them: ``fit_body`` uses 0.2 m there (``FitOptions.floor_prior_m``).
 
     Args:
         points: (N, 3) contact points, camera frame (N >= 1).
@@ -125,7 +126,7 @@ def level_plane(points: np.ndarray, up: np.ndarray) -> GroundPlane:
 
 def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float, rounds: int = 2,
                     speed: np.ndarray | None = None, contact: np.ndarray | None = None,
-                    up_known: bool = False) -> tuple[GroundPlane, np.ndarray]:
+                    up_known: bool = False, prior_m: float = 0.05) -> tuple[GroundPlane, np.ndarray]:
     """Contacts and floor, alternated: contacts under the current up, plane through them.
 
     Robust to a few wrong contacts by dropping points more than 3 cm (or 2.5 robust sigmas)
@@ -139,10 +140,11 @@ def estimate_ground(feet: np.ndarray, up_prior: np.ndarray, fps: float, rounds: 
             they are.
         up_known: ``up_prior`` is the true up (the camera knows it): the floor's normal is
             held to it and only its height comes from the contacts.
+        prior_m: otherwise, how strongly ``fit_plane`` holds the normal to ``up_prior``.
     Returns:
         (GroundPlane, (T, F) bool contacts).
     """
-    fit = level_plane if up_known else fit_plane
+    fit = level_plane if up_known else lambda pts, up: fit_plane(pts, up, prior_m)
     up = up_prior
     plane = None
     known = contact

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 import os
 import sys
+import warnings
 from pathlib import Path
 
 import numpy as np
@@ -273,8 +274,14 @@ def build_parser() -> argparse.ArgumentParser:
     return parser
 
 
+def _warning_line(message, category, filename, lineno, file=None, line=None) -> None:
+    # A documented fallback is news for the user, not a source line to debug.
+    print(f"lift3d: warning: {message}", file=file or sys.stderr)
+
+
 def main(argv: list[str] | None = None) -> int:
     _quiet_native_logs()
+    warnings.showwarning = _warning_line
     args = build_parser().parse_args(argv)
     from body_models import BodyModelError
     from lift3d.io_utils import Lift3DError

@@ -149,6 +149,18 @@ def test_run_with_the_camera_height(demo_run, tmp_path):
     assert abs(fit.standing_height()[0] / true_h - 1) < 0.05, fit.standing_height()  # 1.89 for 1.90
 
 
+def test_camera_height_on_a_photo_falls_back_with_one_warning_line(demo_run, tmp_path):
+    """A single image has no floor to scale: the run keeps the camera's guess and says so in one line."""
+    out, _ = demo_run
+    proc = _cli("run", out / "inputs" / "astronaut.png", "-o", tmp_path, "--camera-up", "0,-1,0",
+                "--camera-height", "1.5", "--no-preview", "--mesh-stride", "0", "--export", "", "-q")
+    assert proc.returncode == 0, proc.stderr[-2000:]
+    lines = [s for s in proc.stderr.splitlines() if "camera_height" in s]
+    assert lines == ["lift3d: warning: camera_height not used for person 0: no floor was found (fewer than "
+                     "10 frames, or no foot keypoints)"], proc.stderr
+    assert "(a guess from one camera" in proc.stdout
+
+
 def test_demo_multiview_part(demo_run):
     out, stdout = demo_run
     m = re.search(r"triangulated vs true coco17 joints .*: MPJPE (\d+) mm .*fitted body: MPJPE (\d+) mm", stdout)

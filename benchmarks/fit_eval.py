@@ -27,7 +27,6 @@ import argparse
 import time
 
 import numpy as np
-import roma
 import torch
 
 import body_models
@@ -39,7 +38,8 @@ from lift3d.lifting.lift import lift, load_lifter
 from lift3d.lifting.train import HELD_OUT
 from lift3d.metrics import joint_errors, orientation_error, vertex_errors
 from lift3d.types import Joints3D, Keypoints2D
-from mocap_clips import clip_arguments, detector_view, option_value, posed, retargeted_windows
+from mocap_clips import (camera_height, clip_arguments, detector_view, known_up, option_value, posed,
+                         retargeted_windows, stature)
 
 LONG = dict(iters_global=40, iters_full=200, iters_ground=60)  # the schedule before the warm start
 # The fit before the coarse-to-fine parameters (2026-12-05): smoothness 30, foot hold 100, one scale.
@@ -132,21 +132,17 @@ def main() -> None:
         limbs_t = formats.convert_points(target.data[:, 0], target.format, LIMBS)
         turn_t = np.degrees(np.abs(orientation_error(limbs_t - limbs_t.mean(1, keepdims=True), limbs_c))).mean(0)
         target_turn = target_turn + turn_t * args.frames
-        with torch.no_grad():
-            true_height = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
+        true_height = stature(model, shape)
         masks = true_masks(model, verts_c, cam) if any(o.iters_silhouette for o in variants.values()) else None
-        axis = tilt_rng.normal(size=3)  # its own generator: the windows and cameras stay as before
-        tilt = roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * np.radians(1.0))).numpy()
-        up = tilt @ cam.R @ np.array([0.0, 1.0, 0.0])  # the world's up in the camera's axes, 1 degree off
-        # The floor: where the body's lowest point is in most frames.
-        camera_height = float(cam.center[1] - np.median(verts_w[..., 1].min(1)))
+        up = known_up(tilt_rng, cam)  # its own generator: the windows and cameras stay as before
+        cam_height = camera_height(cam, verts_w)
         for name, opts in variants.items():
             t0 = time.perf_counter()
             fit = fit_body(k2, cam, target, model=model, options=opts, progress=False,
                            masks=masks if opts.iters_silhouette > 0 else None,
                            height=true_height if name == HEIGHT_GIVEN else None,
                            camera_up=up if name in (UP_GIVEN, CAMERA_HEIGHT_GIVEN) else None,
-                           camera_height=camera_height if name == CAMERA_HEIGHT_GIVEN else None)
+                           camera_height=cam_height if name == CAMERA_HEIGHT_GIVEN else None)
             sec = time.perf_counter() - t0
             v = fit.vertices(model=model)
             j = fit.joints(model=model)

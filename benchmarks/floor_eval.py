@@ -21,7 +21,6 @@ from __future__ import annotations
 import argparse
 
 import numpy as np
-import roma
 import torch
 
 import body_models
@@ -29,7 +28,7 @@ from lift3d.fitting import fit_body, ground
 from lift3d.lifting.lift import lift
 from lift3d.lifting.train import HELD_OUT
 from lift3d.types import Keypoints2D
-from mocap_clips import clip_arguments, detector_view, posed, retargeted_windows
+from mocap_clips import camera_height, clip_arguments, detector_view, known_up, posed, retargeted_windows, stature
 
 SOLES = ["left_heel", "right_heel", "left_big_toe", "right_big_toe"]
 UP = np.array([0.0, 1.0, 0.0])
@@ -54,13 +53,11 @@ def main() -> None:
         contact = ground.detect_contacts(kp_w[:, soles], UP, 30.0)
         target = lift(k2, cam)
         true_up = cam.R @ UP  # the world's up in the camera's axes
-        true_cam_height = cam.center[1] - np.median(verts_w[..., 1].min(1))
-        with torch.no_grad():
-            true_stature = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
-        axis = up_rng.normal(size=3)
-        tilt = roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * np.radians(1.0))).numpy()
+        true_cam_height = camera_height(cam, verts_w)
+        true_stature = stature(model, shape)
+        up_1deg = known_up(up_rng, cam)
         for name in rows:
-            up = tilt @ true_up if "known" in name else None
+            up = up_1deg if "known" in name else None
             fit = fit_body(k2, cam, target, model=model, progress=False, world=True, camera_up=up)
             fitted_up = fit.camera.R @ UP
             tilt_deg = np.degrees(np.arccos(np.clip(fitted_up @ true_up, -1.0, 1.0)))

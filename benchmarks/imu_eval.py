@@ -40,7 +40,6 @@ import dataclasses
 import time
 
 import numpy as np
-import roma
 import torch
 
 import body_models
@@ -51,7 +50,7 @@ from lift3d.fusion.imu_fit import fit_imu_only
 from lift3d.lifting.lift import lift
 from lift3d.lifting.train import HELD_OUT
 from lift3d.metrics import joint_errors
-from mocap_clips import clip_arguments, imu_windows, option_value
+from mocap_clips import clip_arguments, imu_windows, known_up, option_value
 
 
 def short(row: str) -> str:
@@ -112,10 +111,7 @@ def main() -> None:
         target = lift(k2, cam)
         true17 = formats.convert_points(kp_c, names, "coco17")
         uncalibrated = dataclasses.replace(imu, calibration=None)
-        # The world's up in the camera's axes as a levelled or gravity-sensing camera knows it.
-        axis = up_rng.normal(size=3)
-        tilt = roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * np.radians(1.0))).numpy()
-        camera_up = tilt @ cam.R @ np.array([0.0, 1.0, 0.0])
+        camera_up = known_up(up_rng, cam)
         # The truth's alignment in the fit's (camera) axes: what align_imus would ideally find.
         oracle = IMUAlignment(win.Q @ cam.R.T[None], win.M, np.zeros(len(win.M)))
         heights = {}

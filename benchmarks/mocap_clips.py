@@ -10,6 +10,7 @@ from pathlib import Path
 from typing import Iterator
 
 import numpy as np
+import roma
 import torch
 
 from lift3d import formats
@@ -26,6 +27,26 @@ def clip_arguments(ap: argparse.ArgumentParser) -> None:
     ap.add_argument("--clips", type=int, default=3)
     ap.add_argument("--frames", type=int, default=150)
     ap.add_argument("--threads", type=int, default=2)
+
+
+def stature(model, shape: np.ndarray) -> float:
+    """The standing height (m) of the body with (S,) ``shape``."""
+    with torch.no_grad():
+        return float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
+
+
+def known_up(rng: np.random.Generator, cam: Camera, degrees: float = 1.0) -> np.ndarray:
+    """The world's up (+Y) in ``cam``'s axes as a levelled or gravity-sensing camera knows it:
+    turned by ``degrees`` about a random axis (one ``rng.normal(size=3)`` draw)."""
+    axis = rng.normal(size=3)
+    tilt = roma.rotvec_to_rotmat(torch.as_tensor(axis / np.linalg.norm(axis) * np.radians(degrees))).numpy()
+    return tilt @ cam.R @ np.array([0.0, 1.0, 0.0])
+
+
+def camera_height(cam: Camera, verts_world: np.ndarray) -> float:
+    """The camera's height above the floor of a (T, V, 3) world-frame body (Y up): the floor is
+    where the body's lowest point is in most frames."""
+    return float(cam.center[1] - np.median(verts_world[..., 1].min(1)))
 
 
 def posed(model, truth: dict, shape: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
@@ -106,9 +127,7 @@ def imu_windows(data: str | Path, clips: int, frames: int, rng: np.random.Genera
         noisy[occ, hidden, 2] = 0.0
         k2 = Keypoints2D(noisy[:, None], "openpose25", 30, cam.image_size)
         imu, Q, M = synthesize_imu(true_fit, SPARSE6["anny"], seed=int(rng.integers(1 << 30)), model=model)
-        with torch.no_grad():
-            true_h = float(model.standing_height(torch.as_tensor(shape[None], dtype=model.dtype))[0])
-        yield IMUWindow(take, start, true_fit, true_h, kp_w, cam, k2, occ, imu, Q, M)
+        yield IMUWindow(take, start, true_fit, stature(model, shape), kp_w, cam, k2, occ, imu, Q, M)
 
 
 def option_value(text: str) -> tuple[str, object]:

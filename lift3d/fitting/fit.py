@@ -979,7 +979,8 @@ def _find_floor(model, shape: torch.Tensor, pose: torch.Tensor, transl: torch.Te
     their image motion where they are confident. With ``planted`` (T, F) probabilities, those
     are the contacts: soft weights for the sliding and floor terms (a foot the network is unsure
     of is held a little), and the plane goes through the points more likely planted than not.
-    With a known (3,) unit ``up`` (``fit_body(camera_up=)``) the floor is level with it."""
+    With a known (3,) unit ``up`` (``fit_body(camera_up=)``) the floor is level with it; without,
+    ``prior_m`` is how firmly its normal is held to the torso's up (``ground.fit_plane``)."""
     with torch.no_grad():
         kp = model(pose, shape, transl, vertices=False).keypoints.double().cpu().numpy()
         rest = model(model.rest_pose(1), shape.detach())

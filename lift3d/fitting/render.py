@@ -124,13 +124,13 @@ def decimate_faces(vertices: np.ndarray | torch.Tensor, faces: np.ndarray | torc
                                      o3d.utility.Vector3iVector(faces_t.cpu().numpy().astype(np.int32)))
     coarse = mesh.simplify_quadric_decimation(int(num_faces))
     nearest = cKDTree(v).query(np.asarray(coarse.vertices))[1]
-    f = np.sort(nearest[np.asarray(coarse.triangles)], axis=1)
+    tri = nearest[np.asarray(coarse.triangles)]
+    f = np.sort(tri, axis=1)  # to find collapsed and repeated faces whatever their corners' order
     keep = (f[:, 0] != f[:, 1]) & (f[:, 1] != f[:, 2])
     _, first = np.unique(f[keep], axis=0, return_index=True)
     # Orientation is kept from the decimated triangle: the silhouette does not need it, but
     # depth and shading would.
-    out = nearest[np.asarray(coarse.triangles)][keep][np.sort(first)]
-    return torch.as_tensor(out, dtype=torch.long)
+    return torch.as_tensor(tri[keep][np.sort(first)], dtype=torch.long)
 
 
 def _bin_faces(tri: torch.Tensor, valid: torch.Tensor, image_size: tuple[int, int], tile: int,

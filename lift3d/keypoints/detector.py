@@ -130,8 +130,7 @@ class DetectionResult:
         shape = next((m.shape for m in self.masks if m is not None), None)
         if shape is None:
             W, H = self.keypoints.image_size
-            s = min(1.0, (self.mask_side or max(W, H)) / max(W, H))
-            shape = (max(1, round(H * s)), max(1, round(W * s)))
+            shape = _shrunk_shape(H, W, self.mask_side)
         out = np.zeros((len(self.masks), *shape), np.float32)
         for t, m in enumerate(self.masks):
             if m is not None:
@@ -180,12 +179,17 @@ def detect_keypoints(source: str | Path | FrameSource, model_complexity: int = 1
     return DetectionResult(keypoints, world3d, masks, mask_side if with_masks else None)
 
 
+def _shrunk_shape(h: int, w: int, side: int | None) -> tuple[int, int]:
+    """(h', w'): an (h, w) image with its longer side brought down to ``side`` (None: as it is)."""
+    s = 1.0 if side is None else min(1.0, side / max(h, w))
+    return max(1, round(h * s)), max(1, round(w * s))
+
+
 def _shrink(mask: np.ndarray, side: int) -> np.ndarray:
     """(H, W) mask area-averaged so that its longer side is at most ``side`` pixels."""
     import cv2
 
-    h, w = mask.shape
-    s = side / max(h, w)
-    if s >= 1:
+    h, w = _shrunk_shape(*mask.shape, side)
+    if (h, w) == mask.shape:
         return mask
-    return cv2.resize(mask, (max(1, round(w * s)), max(1, round(h * s))), interpolation=cv2.INTER_AREA)
+    return cv2.resize(mask, (w, h), interpolation=cv2.INTER_AREA)
